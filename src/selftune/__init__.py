@@ -1,0 +1,75 @@
+"""selftune: hyperparameter optimization with durable studies.
+
+>>> import selftune
+>>> def objective(trial):
+...     x = trial.float("x", -10, 10)
+...     return (x - 2) ** 2
+>>> study = selftune.create_study(storage="memory", sampler=selftune.SobolSampler(seed=0))
+>>> study.optimize(objective, trials=20, progress=False)
+>>> round(study.best_params["x"], 1) == round(study.best_params["x"], 1)
+True
+"""
+
+from __future__ import annotations
+
+from selftune.exceptions import (
+    InvalidParameterError,
+    InvalidValueError,
+    MissingDependencyError,
+    ParameterConflictError,
+    SchemaVersionError,
+    SelftuneError,
+    StopTrial,
+    StorageError,
+    StorageURLError,
+    StudyExistsError,
+    StudyNotFoundError,
+    TrialNotFoundError,
+    TrialReapedError,
+    TrialStateError,
+)
+from selftune.history import History
+from selftune.samplers import RandomSampler, Sampler, SobolSampler
+from selftune.space import Choice, Float, Int, Param, Space
+from selftune.storage import MemoryStorage, Storage, get_storage
+from selftune.study import Study, create_study, delete_study, list_studies, load_study
+from selftune.trial import Trial, TrialRecord, TrialState
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Study",
+    "create_study",
+    "load_study",
+    "delete_study",
+    "list_studies",
+    "Trial",
+    "TrialRecord",
+    "TrialState",
+    "Space",
+    "Param",
+    "Float",
+    "Int",
+    "Choice",
+    "History",
+    "Sampler",
+    "RandomSampler",
+    "SobolSampler",
+    "Storage",
+    "MemoryStorage",
+    "get_storage",
+    "SelftuneError",
+    "InvalidParameterError",
+    "ParameterConflictError",
+    "InvalidValueError",
+    "StorageError",
+    "StorageURLError",
+    "SchemaVersionError",
+    "StudyNotFoundError",
+    "StudyExistsError",
+    "TrialNotFoundError",
+    "TrialStateError",
+    "TrialReapedError",
+    "StopTrial",
+    "MissingDependencyError",
+]

@@ -1,0 +1,91 @@
+"""A background thread per study handle: heartbeats for its running trials and the reaper, on a timer."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable
+
+from selftune.exceptions import SelftuneError
+from selftune.storage import Storage
+
+logger = logging.getLogger("selftune")
+
+__all__ = ["Heartbeat"]
+
+
+class Heartbeat:
+    """Every ``interval`` seconds: refresh the heartbeats of this process's running trials, then mark FAILED
+    any trial of the study (whoever ran it) whose heartbeat is older than ``grace`` seconds.
+
+    ``on_lost(number)`` is called for a trial of ours that the storage no longer holds as RUNNING.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        study_id: int,
+        interval: float,
+        grace: float,
+        on_lost: Callable[[int], None],
+    ) -> None:
+        self._storage = storage
+        self._study_id = study_id
+        self.interval = interval
+        self.grace = grace
+        self._on_lost = on_lost
+        self._numbers: set[int] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, number: int) -> None:
+        """Start beating for trial ``number``; starts the thread on first use."""
+        with self._lock:
+            self._numbers.add(number)
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=_run, args=(weakref.ref(self), self._stop), name="selftune-heartbeat", daemon=True
+                )
+                self._thread.start()
+
+    def discard(self, number: int) -> None:
+        """Stop beating for trial ``number``."""
+        with self._lock:
+            self._numbers.discard(number)
+
+    def tick(self) -> list[int]:
+        """One round of heartbeats and reaping; returns the trials reaped."""
+        with self._lock:
+            numbers = sorted(self._numbers)
+        if numbers:
+            for n in self._storage.heartbeat(self._study_id, numbers):
+                self.discard(n)
+                self._on_lost(n)
+        reaped = self._storage.reap(self._study_id, self.grace)
+        if reaped:
+            logger.warning("marked %d trial(s) FAILED after their heartbeat was lost: %s", len(reaped), reaped)
+        return reaped
+
+    def stop(self) -> None:
+        """Stop the thread (it ends within one interval)."""
+        self._stop.set()
+
+
+def _run(ref: weakref.ref[Heartbeat], stop: threading.Event) -> None:
+    while True:
+        hb = ref()
+        if hb is None:
+            return
+        interval = hb.interval
+        try:
+            hb.tick()
+        except SelftuneError as exc:  # a storage hiccup must not kill the heartbeat
+            logger.warning("heartbeat failed: %s", exc)
+        except Exception as exc:  # noqa: BLE001 - e.g. a dropped database connection; retried next tick
+            logger.warning("heartbeat failed: %r", exc)
+        del hb
+        if stop.wait(interval):
+            return

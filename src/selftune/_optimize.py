@@ -1,0 +1,117 @@
+"""The optimize loop, kept out of the Study facade."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import traceback as tb
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from selftune._progress import Progress
+from selftune.exceptions import (
+    InvalidParameterError,
+    StopTrial,
+    TrialReapedError,
+    TrialStateError,
+)
+from selftune.trial import Trial, TrialRecord, TrialState, check_value
+
+if TYPE_CHECKING:
+    from selftune.study import Study
+
+logger = logging.getLogger("selftune")
+
+__all__ = ["run_optimize"]
+
+_BUDGET_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.STOPPED, TrialState.FAILED)
+
+
+def _check_args(trials: Any, timeout: Any, catch: Any) -> tuple[type[BaseException], ...]:
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, int) or trials < 0):
+        raise InvalidParameterError(f"`trials` must be an integer >= 0 or None, got {trials!r}")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0):
+        raise InvalidParameterError(f"`timeout` must be a number of seconds > 0 or None, got {timeout!r}")
+    if trials is None and timeout is None:
+        raise InvalidParameterError("optimize() needs `trials`, `timeout` or both, so that it ends")
+    kinds = (catch,) if isinstance(catch, type) else tuple(catch)
+    for k in kinds:
+        if not (isinstance(k, type) and issubclass(k, BaseException)):
+            raise InvalidParameterError(f"`catch` must hold exception classes, got {k!r}")
+    return kinds
+
+
+def run_optimize(
+    study: Study,
+    objective: Callable[[Trial], Any],
+    trials: int | None,
+    timeout: float | None,
+    catch: type[BaseException] | Sequence[type[BaseException]],
+    callbacks: Iterable[Callable[[Study, TrialRecord], None]],
+    progress: bool,
+) -> None:
+    """Ask, run the objective, tell, until the budget or the timeout is reached or ``study.stop()``."""
+    kinds = _check_args(trials, timeout, catch)
+    callbacks = list(callbacks)
+    study._stop_flag.clear()
+    start = time.monotonic()
+    with Progress(enabled=progress, total=trials, timeout=timeout, direction=study.direction) as bar:
+        while not study._stop_flag.is_set():
+            history = study.history()
+            used = len(history.with_state(*_BUDGET_STATES))
+            best = history.best()
+            bar.update(used, None if best is None else best.value)
+            if trials is not None and used >= trials:
+                break
+            if timeout is not None and time.monotonic() - start >= timeout:
+                break
+            record = _run_trial(study, study._ask(history), objective, kinds)
+            if record is None:
+                continue
+            for cb in callbacks:
+                cb(study, record)
+        history = study.history()
+        best = history.best()
+        bar.update(len(history.with_state(*_BUDGET_STATES)), None if best is None else best.value)
+
+
+def _run_trial(
+    study: Study, trial: Trial, objective: Callable[[Trial], Any], catch: tuple[type[BaseException], ...]
+) -> TrialRecord | None:
+    try:
+        try:
+            returned = objective(trial)
+            value = check_value(returned, f"trial {trial.number}: the objective's return value")
+        except StopTrial:
+            return study.tell(trial, _last(trial), state=TrialState.STOPPED)
+        except TrialReapedError as exc:
+            logger.warning("%s", exc)
+            study._forget(trial.number)
+            return None
+        except KeyboardInterrupt:
+            study._fail_live(trial, "interrupted", tb.format_exc())
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            record = study._fail_live(trial, reason, tb.format_exc())
+            if isinstance(exc, catch):
+                logger.warning("trial %d failed: %s", trial.number, reason)
+                return record
+            raise
+        return study.tell(trial, value)
+    except TrialStateError as exc:
+        # reaped while still running (heartbeat lost): this worker stops the trial and goes on
+        if study.get_trial(trial.number).state is TrialState.FAILED:
+            logger.warning("trial %d: %s; its result was not recorded", trial.number, exc)
+            study._forget(trial.number)
+            return None
+        raise
+
+
+def _last(trial: Trial) -> float | None:
+    inter = trial.intermediate
+    if not inter:
+        return None
+    v = inter[max(inter)]
+    return v if not math.isnan(v) else None

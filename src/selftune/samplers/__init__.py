@@ -1,0 +1,9 @@
+"""Samplers decide *what* to try: each proposes parameter values from a read-only History."""
+
+from __future__ import annotations
+
+from selftune.samplers._base import Sampler
+from selftune.samplers.qmc import SobolSampler
+from selftune.samplers.random import RandomSampler
+
+__all__ = ["Sampler", "RandomSampler", "SobolSampler"]

@@ -1,0 +1,209 @@
+"""The Storage contract: the one source of truth for studies and trials."""
+
+from __future__ import annotations
+
+import json
+import math
+import unicodedata
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from selftune.exceptions import InvalidParameterError, InvalidValueError, TrialStateError
+from selftune.trial import TrialRecord, TrialState
+
+__all__ = ["Storage", "StudyInfo", "StudySummary", "check_study_name", "dumps", "loads", "HEARTBEAT_LOST"]
+
+HEARTBEAT_LOST = "heartbeat lost: the worker stopped sending heartbeats (killed, crashed or hung)"
+MAX_NAME_LENGTH = 512
+MAX_KEY_LENGTH = 512
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """A study's identity and settings as stored."""
+
+    id: int
+    name: str
+    direction: str
+    space: Mapping[str, Any] | None
+    created_at: float
+    user_attrs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """A study with its trial counts by state and its best value, for listings."""
+
+    info: StudyInfo
+    counts: Mapping[str, int]
+    best_value: float | None
+
+    @property
+    def n_trials(self) -> int:
+        """All trials, any state."""
+        return sum(self.counts.values())
+
+
+def check_study_name(name: Any) -> str:
+    """Return ``name`` if it is a usable study name, else raise saying why."""
+    if not isinstance(name, str):
+        raise InvalidParameterError(f"a study name must be a string, got {type(name).__name__}")
+    if not name.strip():
+        raise InvalidParameterError("a study name must not be empty or only whitespace")
+    if len(name) > MAX_NAME_LENGTH:
+        raise InvalidParameterError(
+            f"a study name must have at most {MAX_NAME_LENGTH} characters, got {len(name)}"
+        )
+    bad = [c for c in name if unicodedata.category(c) in ("Cc", "Cs")]
+    if bad:
+        raise InvalidParameterError(
+            f"a study name must not contain control characters or lone surrogates, got {bad[0]!r} in {name!r}"
+        )
+    return name
+
+
+def check_key(kind: str, key: Any) -> str:
+    """Parameter names and attribute keys: non-empty strings without NUL or lone surrogates."""
+    if not isinstance(key, str) or not key:
+        raise InvalidParameterError(f"{kind} must be a non-empty string, got {key!r}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidParameterError(f"{kind} must have at most {MAX_KEY_LENGTH} characters, got {len(key)}")
+    if "\x00" in key or any(unicodedata.category(c) == "Cs" for c in key):
+        raise InvalidParameterError(f"{kind} must not contain NUL characters or lone surrogates, got {key!r}")
+    return key
+
+
+def dumps(value: Any, what: str) -> str:
+    """Serialise ``value`` to JSON text (NaN and ±inf allowed), or raise naming ``what``."""
+    try:
+        return json.dumps(value, allow_nan=True, ensure_ascii=True, sort_keys=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidValueError(f"{what} must be JSON-serialisable, got {type(value).__name__}: {exc}") from None
+
+
+def loads(text: str | None) -> Any:
+    """Parse JSON text written by :func:`dumps`."""
+    return None if text is None else json.loads(text)
+
+
+def check_finish(number: int, state: TrialState, value: float | None) -> None:
+    """The rules every backend applies to a finishing trial."""
+    if not state.finished:
+        raise TrialStateError(f"trial {number}: cannot finish into state {state}; expected COMPLETE, STOPPED or FAILED")
+    if state is TrialState.COMPLETE:
+        if value is None or math.isnan(value):
+            raise InvalidValueError(f"trial {number}: a COMPLETE trial needs a value that is not NaN, got {value!r}")
+    if state is TrialState.FAILED and value is not None:
+        raise InvalidValueError(f"trial {number}: a FAILED trial has no value, got {value!r}")
+    if value is not None and math.isnan(value):
+        raise InvalidValueError(f"trial {number}: value is NaN")
+
+
+def finished_error(number: int, state: TrialState, reason: str | None) -> TrialStateError:
+    """The error for a change to a trial that is no longer RUNNING."""
+    why = f" (reason: {reason})" if reason else ""
+    if state.finished:
+        return TrialStateError(f"trial {number} is already {state}{why}; a finished trial cannot be changed")
+    return TrialStateError(f"trial {number} is {state}, not RUNNING; it cannot be changed")
+
+
+class Storage(ABC):
+    """Where studies and trials live. Every backend passes :mod:`selftune.testing`'s storage suite.
+
+    Rules every backend keeps: trial numbers come from a per-study counter (dense, unique); only legal
+    state transitions happen (WAITING → RUNNING → COMPLETE | STOPPED | FAILED; a finished trial never
+    changes); every change bumps a per-study sequence so :meth:`read_trials` returns only what changed.
+    Times are seconds since the epoch on the storage's clock.
+    """
+
+    #: The URL with any password hidden, for messages.
+    url: str = ""
+
+    # -- studies --------------------------------------------------------------------------------------
+    @abstractmethod
+    def create_study(self, name: str, direction: str, space: Mapping[str, Any] | None) -> StudyInfo:
+        """Create a study; raise :class:`StudyExistsError` if the name is taken."""
+
+    @abstractmethod
+    def get_study(self, name: str) -> StudyInfo:
+        """The study of that name; raise :class:`StudyNotFoundError` if none."""
+
+    @abstractmethod
+    def list_studies(self) -> list[StudySummary]:
+        """Every study with its trial counts, oldest first."""
+
+    @abstractmethod
+    def delete_study(self, name: str) -> None:
+        """Delete the study and all its trials; raise :class:`StudyNotFoundError` if none."""
+
+    @abstractmethod
+    def set_study_attr(self, study_id: int, key: str, value: Any) -> None:
+        """Set a JSON-serialisable user attribute on the study."""
+
+    # -- the study's parameter registry ----------------------------------------------------------------
+    @abstractmethod
+    def define_param(self, study_id: int, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Register ``name`` with domain ``spec`` unless known; return the domain stored for it."""
+
+    @abstractmethod
+    def get_params(self, study_id: int) -> dict[str, dict[str, Any]]:
+        """Every registered parameter's domain, by name."""
+
+    # -- trials ---------------------------------------------------------------------------------------
+    @abstractmethod
+    def enqueue_trial(self, study_id: int, fixed: Mapping[str, Any]) -> TrialRecord:
+        """Add a WAITING trial whose parameters ``fixed`` are set in advance."""
+
+    @abstractmethod
+    def start_trial(
+        self, study_id: int, worker: str, params: Mapping[str, Any] | None = None
+    ) -> TrialRecord:
+        """Take the oldest WAITING trial (exactly one worker gets it) or create a new RUNNING one.
+
+        ``params`` are written only when a new trial is created.
+        """
+
+    @abstractmethod
+    def set_trial_params(self, study_id: int, number: int, params: Mapping[str, Any]) -> None:
+        """Record parameter values of a RUNNING trial (a parameter's value never changes once set)."""
+
+    @abstractmethod
+    def report(self, study_id: int, number: int, step: int, value: float) -> None:
+        """Record an intermediate value of a RUNNING trial; a step is written once."""
+
+    @abstractmethod
+    def set_trial_attr(self, study_id: int, number: int, key: str, value: Any) -> None:
+        """Set a JSON-serialisable user attribute on a RUNNING trial."""
+
+    @abstractmethod
+    def finish_trial(
+        self,
+        study_id: int,
+        number: int,
+        state: TrialState,
+        value: float | None = None,
+        reason: str | None = None,
+        traceback: str | None = None,
+    ) -> TrialRecord:
+        """Move a RUNNING (or, to FAILED only, a WAITING) trial to a finished state, once."""
+
+    @abstractmethod
+    def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:
+        """Refresh the heartbeat of RUNNING trials; return the numbers that are no longer RUNNING."""
+
+    @abstractmethod
+    def reap(self, study_id: int, grace: float) -> list[int]:
+        """Mark FAILED every RUNNING trial whose last heartbeat is older than ``grace`` seconds."""
+
+    @abstractmethod
+    def read_trials(self, study_id: int, cursor: int = 0) -> tuple[list[TrialRecord], int]:
+        """Trials changed since ``cursor`` (0: all), ordered by number, and the cursor to pass next time."""
+
+    @abstractmethod
+    def get_trial(self, study_id: int, number: int) -> TrialRecord:
+        """One trial; raise :class:`TrialNotFoundError` if none."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""

@@ -1,0 +1,277 @@
+"""In-memory storage: fast, thread-safe, gone when the process ends."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from selftune.exceptions import StudyExistsError, StudyNotFoundError, TrialNotFoundError, TrialStateError
+from selftune.storage._base import (
+    HEARTBEAT_LOST,
+    Storage,
+    StudyInfo,
+    StudySummary,
+    check_finish,
+    check_key,
+    check_study_name,
+    dumps,
+    finished_error,
+    loads,
+)
+from selftune.trial import TrialRecord, TrialState
+
+__all__ = ["MemoryStorage"]
+
+
+@dataclass
+class _Trial:
+    record: TrialRecord
+    seq: int
+    heartbeat_at: float | None = None
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Study:
+    info: StudyInfo
+    params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trials: list[_Trial] = field(default_factory=list)
+    seq: int = 0
+    waiting: list[int] = field(default_factory=list)
+    #: trial numbers in the order they last changed, so reads walk only what changed
+    recent: OrderedDict[int, None] = field(default_factory=OrderedDict)
+
+    def touch(self, t: _Trial) -> None:
+        t.seq = self.seq
+        self.recent[t.record.number] = None
+        self.recent.move_to_end(t.record.number)
+
+
+class MemoryStorage(Storage):
+    """Keeps everything in this process's memory; values are JSON round-tripped like the SQL backends."""
+
+    url = "memory"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._studies: dict[int, _Study] = {}
+        self._by_name: dict[str, int] = {}
+        self._next_id = 1
+
+    def _study(self, study_id: int) -> _Study:
+        try:
+            return self._studies[study_id]
+        except KeyError:
+            raise StudyNotFoundError(f"no study with id {study_id} in {self.url}") from None
+
+    def _trial(self, study: _Study, number: int) -> _Trial:
+        if not 0 <= number < len(study.trials):
+            raise TrialNotFoundError(f"study {study.info.name!r} has no trial {number}")
+        return study.trials[number]
+
+    def _running(self, study: _Study, number: int) -> _Trial:
+        t = self._trial(study, number)
+        if t.record.state is not TrialState.RUNNING:
+            raise finished_error(number, t.record.state, t.record.reason)
+        return t
+
+    def _bump(self, study: _Study, t: _Trial, **changes: Any) -> None:
+        study.seq += 1
+        study.touch(t)
+        if changes:
+            t.record = replace(t.record, **changes)
+
+    # -- studies ------------------------------------------------------------------------------------
+    def create_study(self, name: str, direction: str, space: Mapping[str, Any] | None) -> StudyInfo:
+        check_study_name(name)
+        with self._lock:
+            if name in self._by_name:
+                raise StudyExistsError(f"a study named {name!r} exists already in {self.url}")
+            info = StudyInfo(self._next_id, name, direction, loads(dumps(space, "space")), time.time(), {})
+            self._next_id += 1
+            self._studies[info.id] = _Study(info)
+            self._by_name[name] = info.id
+            return info
+
+    def get_study(self, name: str) -> StudyInfo:
+        with self._lock:
+            if name not in self._by_name:
+                raise StudyNotFoundError(f"no study named {name!r} in {self.url}")
+            return self._studies[self._by_name[name]].info
+
+    def list_studies(self) -> list[StudySummary]:
+        with self._lock:
+            out = []
+            for s in self._studies.values():
+                counts: dict[str, int] = {}
+                for t in s.trials:
+                    counts[t.record.state.value] = counts.get(t.record.state.value, 0) + 1
+                done = [t.record.value for t in s.trials if t.record.state is TrialState.COMPLETE]
+                best = None
+                if done:
+                    best = min(done) if s.info.direction == "minimize" else max(done)  # type: ignore[type-var]
+                out.append(StudySummary(s.info, counts, best))
+            return out
+
+    def delete_study(self, name: str) -> None:
+        with self._lock:
+            if name not in self._by_name:
+                raise StudyNotFoundError(f"no study named {name!r} in {self.url}")
+            del self._studies[self._by_name.pop(name)]
+
+    def set_study_attr(self, study_id: int, key: str, value: Any) -> None:
+        check_key("an attribute key", key)
+        text = dumps(value, f"study attribute {key!r}")
+        with self._lock:
+            s = self._study(study_id)
+            s.info = replace(s.info, user_attrs={**s.info.user_attrs, key: loads(text)})
+
+    # -- parameter registry ---------------------------------------------------------------------------
+    def define_param(self, study_id: int, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+        check_key("a parameter name", name)
+        with self._lock:
+            s = self._study(study_id)
+            if name not in s.params:
+                s.params[name] = loads(dumps(spec, f"domain of parameter {name!r}"))
+            return dict(s.params[name])
+
+    def get_params(self, study_id: int) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._study(study_id).params.items()}
+
+    # -- trials ---------------------------------------------------------------------------------------
+    def _new(self, s: _Study, state: TrialState, **kw: Any) -> _Trial:
+        now = time.time()
+        s.seq += 1
+        rec = TrialRecord(number=len(s.trials), state=state, created_at=now, **kw)
+        t = _Trial(rec, s.seq)
+        s.trials.append(t)
+        s.touch(t)
+        return t
+
+    def enqueue_trial(self, study_id: int, fixed: Mapping[str, Any]) -> TrialRecord:
+        text = dumps(dict(fixed), "enqueued parameters")
+        with self._lock:
+            s = self._study(study_id)
+            t = self._new(s, TrialState.WAITING)
+            t.fixed = loads(text)
+            s.waiting.append(t.record.number)
+            return replace(t.record, fixed=dict(t.fixed))
+
+    def start_trial(self, study_id: int, worker: str, params: Mapping[str, Any] | None = None) -> TrialRecord:
+        with self._lock:
+            s = self._study(study_id)
+            now = time.time()
+            while s.waiting:
+                t = s.trials[s.waiting.pop(0)]
+                if t.record.state is TrialState.WAITING:
+                    self._bump(s, t, state=TrialState.RUNNING, started_at=now, worker=worker)
+                    t.heartbeat_at = now
+                    return replace(t.record, fixed=dict(t.fixed))
+            clean = loads(dumps(dict(params or {}), "parameters"))
+            t = self._new(s, TrialState.RUNNING, params=clean, started_at=now, worker=worker)
+            t.heartbeat_at = now
+            return t.record
+
+    def set_trial_params(self, study_id: int, number: int, params: Mapping[str, Any]) -> None:
+        clean = loads(dumps(dict(params), "parameters"))
+        with self._lock:
+            s = self._study(study_id)
+            t = self._running(s, number)
+            for k in clean:
+                check_key("a parameter name", k)
+                if k in t.record.params:
+                    raise TrialStateError(f"trial {number}: parameter {k!r} is set already")
+            self._bump(s, t, params={**t.record.params, **clean})
+
+    def report(self, study_id: int, number: int, step: int, value: float) -> None:
+        with self._lock:
+            s = self._study(study_id)
+            t = self._running(s, number)
+            if step in t.record.intermediate:
+                raise TrialStateError(f"trial {number}: step {step} is reported already")
+            self._bump(s, t, intermediate={**t.record.intermediate, int(step): float(value)})
+
+    def set_trial_attr(self, study_id: int, number: int, key: str, value: Any) -> None:
+        check_key("an attribute key", key)
+        text = dumps(value, f"trial {number}: attribute {key!r}")
+        with self._lock:
+            s = self._study(study_id)
+            t = self._running(s, number)
+            self._bump(s, t, user_attrs={**t.record.user_attrs, key: loads(text)})
+
+    def finish_trial(
+        self,
+        study_id: int,
+        number: int,
+        state: TrialState,
+        value: float | None = None,
+        reason: str | None = None,
+        traceback: str | None = None,
+    ) -> TrialRecord:
+        check_finish(number, state, value)
+        with self._lock:
+            s = self._study(study_id)
+            t = self._trial(s, number)
+            ok = t.record.state is TrialState.RUNNING or (
+                t.record.state is TrialState.WAITING and state is TrialState.FAILED
+            )
+            if not ok:
+                raise finished_error(number, t.record.state, t.record.reason)
+            self._bump(
+                s, t, state=state, value=value, reason=reason, traceback=traceback, finished_at=time.time()
+            )
+            return t.record
+
+    def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:
+        with self._lock:
+            s = self._study(study_id)
+            lost = []
+            now = time.time()
+            for n in numbers:
+                t = self._trial(s, n)
+                if t.record.state is TrialState.RUNNING:
+                    t.heartbeat_at = now
+                else:
+                    lost.append(n)
+            return lost
+
+    def reap(self, study_id: int, grace: float) -> list[int]:
+        with self._lock:
+            s = self._study(study_id)
+            cutoff = time.time() - grace
+            dead = [
+                t
+                for t in s.trials
+                if t.record.state is TrialState.RUNNING and t.heartbeat_at is not None and t.heartbeat_at < cutoff
+            ]
+            if not dead:
+                return []
+            s.seq += 1
+            now = time.time()
+            for t in dead:
+                s.touch(t)
+                t.record = replace(t.record, state=TrialState.FAILED, reason=HEARTBEAT_LOST, finished_at=now)
+            return [t.record.number for t in dead]
+
+    def read_trials(self, study_id: int, cursor: int = 0) -> tuple[list[TrialRecord], int]:
+        with self._lock:
+            s = self._study(study_id)
+            out = []
+            for n in reversed(s.recent):
+                t = s.trials[n]
+                if t.seq <= cursor:
+                    break
+                out.append(replace(t.record, fixed=dict(t.fixed)) if t.fixed else t.record)
+            out.sort(key=lambda r: r.number)
+            return out, s.seq
+
+    def get_trial(self, study_id: int, number: int) -> TrialRecord:
+        with self._lock:
+            s = self._study(study_id)
+            t = self._trial(s, number)
+            return replace(t.record, fixed=dict(t.fixed)) if t.fixed else t.record

@@ -1,0 +1,436 @@
+"""Studies: create or resume one, ask/tell, optimize, and read the results."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import threading
+import uuid
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selftune._heartbeat import Heartbeat
+from selftune.exceptions import (
+    InvalidParameterError,
+    ParameterConflictError,
+    StudyExistsError,
+    TrialStateError,
+)
+from selftune.history import History
+from selftune.samplers import RandomSampler, Sampler
+from selftune.space import Param, Space, param_from_json
+from selftune.storage import Storage, StudySummary, get_storage
+from selftune.storage._base import check_study_name
+from selftune.trial import Trial, TrialRecord, TrialState, check_value
+
+__all__ = ["Study", "create_study", "load_study", "delete_study", "list_studies"]
+
+logger = logging.getLogger("selftune")
+
+_DIRECTIONS = ("minimize", "maximize")
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Study:
+    """A named optimisation problem and all its trials, backed by a storage.
+
+    Get one with :func:`create_study` (which resumes an existing study of the same name) or
+    :func:`load_study`. Many processes may open the same study and work on it at once.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        name: str,
+        *,
+        sampler: Sampler | None = None,
+        heartbeat_interval: float = 10.0,
+        grace_period: float = 60.0,
+    ) -> None:
+        if not (heartbeat_interval > 0 and math.isfinite(heartbeat_interval)):
+            raise InvalidParameterError(f"`heartbeat_interval > 0` must hold, got {heartbeat_interval!r}")
+        if not grace_period >= 2 * heartbeat_interval:
+            raise InvalidParameterError(
+                f"`grace_period >= 2 * heartbeat_interval` must hold so a live trial is never reaped, "
+                f"got grace_period={grace_period!r}, heartbeat_interval={heartbeat_interval!r}"
+            )
+        self._storage = storage
+        info = storage.get_study(name)
+        self._id = info.id
+        self.name = info.name
+        self.direction: str = info.direction
+        self.space: Space | None = None if info.space is None else Space.from_json(info.space)
+        self.sampler: Sampler = sampler if sampler is not None else RandomSampler()
+        self.worker = _worker_id()
+        self._records: dict[int, TrialRecord] = {}
+        self._cursor = 0
+        self._params: dict[str, Param] = {}
+        self._lock = threading.RLock()
+        self._live: dict[int, Trial] = {}
+        self._history: dict[int, History] = {}
+        self._stop_flag = threading.Event()
+        self._heartbeat = Heartbeat(storage, self._id, heartbeat_interval, grace_period, self._on_lost)
+
+    def __repr__(self) -> str:
+        return f"Study(name={self.name!r}, direction={self.direction!r}, storage={self._storage.url!r})"
+
+    def __enter__(self) -> Study:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the heartbeat thread. Trials still running here are left to the reaper."""
+        self._heartbeat.stop()
+
+    @property
+    def storage(self) -> Storage:
+        """The storage this study lives in."""
+        return self._storage
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Pull only what changed since the last read."""
+        with self._lock:
+            changed, cursor = self._storage.read_trials(self._id, self._cursor)
+            unknown = False
+            for r in changed:
+                self._records[r.number] = r
+                unknown = unknown or any(k not in self._params for k in r.params)
+            self._cursor = max(self._cursor, cursor)
+            if unknown:  # another process defined parameters: learn their domains (rare, append-only)
+                for name, spec in self._storage.get_params(self._id).items():
+                    self._params.setdefault(name, param_from_json(spec))
+
+    def history(self) -> History:
+        """A fresh read-only snapshot for samplers, schedulers and analysis."""
+        self._refresh()
+        with self._lock:
+            records = sorted(self._records.values(), key=lambda r: r.number)
+            return History(records, direction=self.direction, params=self._known_params())
+
+    def _known_params(self) -> dict[str, Param]:
+        out: dict[str, Param] = dict(self.space) if self.space is not None else {}
+        out.update({k: v for k, v in self._params.items() if k not in out})
+        return out
+
+    @property
+    def trials(self) -> list[TrialRecord]:
+        """Every trial (any state), ordered by number."""
+        return list(self.history().trials)
+
+    def get_trial(self, number: int) -> TrialRecord:
+        """The trial numbered ``number`` as stored now."""
+        return self._storage.get_trial(self._id, number)
+
+    @property
+    def best(self) -> TrialRecord:
+        """The best COMPLETE trial (earliest on ties); raises ValueError if none has completed."""
+        best = self.history().best()
+        if best is None:
+            raise ValueError(f"study {self.name!r} has no COMPLETE trial yet")
+        return best
+
+    @property
+    def best_value(self) -> float:
+        """The best trial's value."""
+        return float(self.best.value)  # type: ignore[arg-type]
+
+    @property
+    def best_params(self) -> dict[str, Any]:
+        """The best trial's parameters."""
+        return dict(self.best.params)
+
+    @property
+    def user_attrs(self) -> dict[str, Any]:
+        """The study's user attributes."""
+        return dict(self._storage.get_study(self.name).user_attrs)
+
+    def set_attr(self, key: str, value: Any) -> None:
+        """Store a JSON-serialisable user attribute on the study."""
+        self._storage.set_study_attr(self._id, key, value)
+
+    def dataframe(self) -> Any:
+        """The trials as a pandas DataFrame (``pip install selftune[pandas]``)."""
+        from selftune._export import to_dataframe
+
+        return to_dataframe(self.trials)
+
+    def export(self, path: str | os.PathLike[str], format: str | None = None) -> Path:
+        """Write the trials to ``path`` as CSV or JSON (by ``format`` or the file's suffix)."""
+        from selftune._export import export
+
+        return export(self, Path(path), format)
+
+    # -- the live-trial interface (TrialRecorder) ------------------------------------------------------------
+    def _define(self, trial: Trial, name: str, param: Param) -> Param:
+        with self._lock:
+            known = self._params.get(name)
+            if known is None and self.space is not None and name in self.space:
+                known = self.space[name]
+        if known is None:
+            spec = {k: v for k, v in param.to_json().items() if k != "when"}
+            known = param_from_json(self._storage.define_param(self._id, name, spec))
+            with self._lock:
+                self._params[name] = known
+        if not known.same_domain(param):
+            raise ParameterConflictError(
+                f"parameter {name!r} is defined as {param.describe()} in trial {trial.number}, but the study "
+                f"{self.name!r} already defines it as {known.describe()}; a parameter keeps one domain per study"
+            )
+        return known
+
+    def _suggest(self, trial: Trial, name: str, param: Param) -> Any:
+        if name in trial._fixed:
+            value = param.validate(trial._fixed[name], name)
+        elif name in trial._proposal:
+            value = trial._proposal[name]
+        else:
+            history = self._history.get(trial.number) or self.history()
+            rng = _rng(self.sampler.seed, len(history), salt=(trial.number, _stable_hash(name)))
+            value = param.validate(self.sampler.propose_param(history, name, param, rng=rng), name)
+        self._storage.set_trial_params(self._id, trial.number, {name: value})
+        return value
+
+    def _report(self, trial: Trial, value: float, step: int) -> None:
+        self._storage.report(self._id, trial.number, step, value)
+
+    def _set_user_attr(self, trial: Trial, key: str, value: Any) -> None:
+        self._storage.set_trial_attr(self._id, trial.number, key, value)
+
+    def _should_stop(self, trial: Trial) -> bool:
+        return False  # no scheduler in this study: trials always continue
+
+    def _on_lost(self, number: int) -> None:
+        trial = self._live.get(number)
+        if trial is not None:
+            trial._reaped.set()
+
+    # -- ask / tell ---------------------------------------------------------------------------------------
+    def ask(self, fixed: Mapping[str, Any] | None = None) -> Trial:
+        """Start a trial: the next enqueued one if any, else a new one.
+
+        With a declared space, every active parameter is set at once (``trial.params``); otherwise the
+        objective defines them as it runs. ``fixed`` pins some values for this trial only.
+        """
+        return self._ask(self.history(), fixed)
+
+    def _ask(self, history: History, fixed: Mapping[str, Any] | None = None) -> Trial:
+        space = self.space if self.space is not None else Space(dict(history.params))
+        rng = _rng(self.sampler.seed, len(history))
+        proposal = self.sampler.propose(history, space, 1, rng=rng)[0] if len(space) else {}
+        fixed = dict(fixed or {})
+        if self.space is not None:
+            proposal = self._complete(proposal, fixed)
+            self.space.validate(proposal)
+        record = self._storage.start_trial(
+            self._id, self.worker, params=proposal if self.space is not None else None
+        )
+        fixed = {**record.fixed, **fixed}
+        params = dict(record.params)
+        if record.fixed and self.space is not None:
+            # an enqueued trial: its fixed values win, the proposal fills in what it leaves open
+            params = self._complete(proposal, fixed)
+            self.space.validate(params)
+            self._storage.set_trial_params(self._id, record.number, params)
+        trial = Trial(self, record.number, params=params, fixed=fixed, proposal=proposal)
+        with self._lock:
+            self._records[record.number] = record
+            self._live[record.number] = trial
+            self._history[record.number] = history
+        self._heartbeat.add(record.number)
+        return trial
+
+    def _complete(self, proposal: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``fixed`` into a declared-space proposal and drop what the fixed values make inactive."""
+        assert self.space is not None
+        fixed = self.space.validate(fixed, partial=True) if fixed else {}
+        merged = {**proposal, **fixed}
+        out: dict[str, Any] = {}
+        for name in self.space:
+            if self.space.is_active(name, out) and name in merged:
+                out[name] = merged[name]
+        missing = [n for n in self.space if self.space.is_active(n, out) and n not in out]
+        if missing:  # a fixed parent activated a child the proposal did not cover
+            rng = _rng(self.sampler.seed, len(self._records), salt=(len(missing),))
+            for n in missing:
+                out[n] = self.space[n].from_unit(rng.random())
+        return out
+
+    def tell(
+        self,
+        trial: Trial | int,
+        value: Any = None,
+        *,
+        state: TrialState | str | None = None,
+        reason: str | None = None,
+        traceback: str | None = None,
+    ) -> TrialRecord:
+        """Finish a trial (a :class:`Trial` or its number, from any process) and return its record.
+
+        With a value it becomes COMPLETE; a NaN value makes it FAILED with a reason. ``state`` may be
+        ``"STOPPED"`` (value optional) or ``"FAILED"`` (no value). A finished trial cannot be told again.
+        """
+        number = trial.number if isinstance(trial, Trial) else trial
+        if isinstance(number, bool) or not isinstance(number, int | np.integer):
+            raise InvalidParameterError(f"tell() needs a Trial or a trial number, got {trial!r}")
+        number = int(number)
+        st = TrialState(state) if state is not None else None
+        v: float | None = None
+        if value is not None or st in (None, TrialState.COMPLETE):
+            v = check_value(value, f"trial {number}: the objective value")
+        if st is None:
+            st = TrialState.COMPLETE
+        if v is not None and math.isnan(v):
+            warnings.warn(f"trial {number}: the objective returned NaN; the trial is recorded as FAILED", stacklevel=2)
+            st, v, reason = TrialState.FAILED, None, reason or "the objective value is NaN"
+        try:
+            record = self._storage.finish_trial(self._id, number, st, v, reason, traceback)
+        finally:
+            self._forget(number)
+        with self._lock:
+            self._records[number] = record
+        return record
+
+    def _forget(self, number: int) -> None:
+        self._heartbeat.discard(number)
+        with self._lock:
+            self._live.pop(number, None)
+            self._history.pop(number, None)
+
+    def enqueue(self, params: Mapping[str, Any]) -> int:
+        """Queue a trial with ``params`` fixed in advance (validated against the known domains); returns its number."""
+        if not isinstance(params, Mapping):
+            raise InvalidParameterError(f"enqueue() needs a dict of parameter values, got {type(params).__name__}")
+        known = self.history().params
+        clean: dict[str, Any] = {}
+        if self.space is not None:
+            clean = self.space.validate(params, partial=True)
+        else:
+            for name, value in params.items():
+                clean[name] = known[name].validate(value, name) if name in known else value
+        return self._storage.enqueue_trial(self._id, clean).number
+
+    # -- optimize -----------------------------------------------------------------------------------------
+    def optimize(
+        self,
+        objective: Callable[[Trial], Any],
+        trials: int | None = None,
+        *,
+        timeout: float | None = None,
+        catch: type[BaseException] | Sequence[type[BaseException]] = (),
+        callbacks: Iterable[Callable[[Study, TrialRecord], None]] = (),
+        progress: bool = True,
+    ) -> None:
+        """Run ``objective(trial)`` until the study holds ``trials`` trials or ``timeout`` seconds pass.
+
+        ``trials`` counts every trial of the study that started (COMPLETE, STOPPED, FAILED, RUNNING), from
+        every process and every earlier run, so rerunning the same call resumes to the same budget.
+        Exceptions of a type in ``catch`` fail the trial and the study goes on; others fail the trial and
+        are raised. Ctrl-C fails the running trial with reason "interrupted" and re-raises.
+        ``callbacks`` are called as ``callback(study, record)`` after each trial.
+        """
+        from selftune._optimize import run_optimize
+
+        run_optimize(self, objective, trials, timeout, catch, callbacks, progress)
+
+    def stop(self) -> None:
+        """Ask a running :meth:`optimize` to stop after the current trial (safe from callbacks and threads)."""
+        self._stop_flag.set()
+
+    def _fail_live(self, trial: Trial, reason: str, tb: str | None = None) -> TrialRecord | None:
+        try:
+            return self.tell(trial, state=TrialState.FAILED, reason=reason, traceback=tb)
+        except TrialStateError:  # reaped meanwhile: it is FAILED already
+            return None
+
+
+def _stable_hash(text: str) -> int:
+    h = 2166136261
+    for b in text.encode("utf-8"):
+        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def _rng(seed: int | None, position: int, salt: tuple[int, ...] = ()) -> np.random.Generator:
+    """The generator for the ask at ``position``: reproducible under a seed, fresh entropy without one."""
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([int(seed), int(position), *salt])
+
+
+def create_study(
+    name: str | None = None,
+    *,
+    storage: str | os.PathLike[str] | Storage | None = None,
+    direction: str = "minimize",
+    space: Space | Mapping[str, Param] | None = None,
+    sampler: Sampler | None = None,
+    resume: bool = True,
+    heartbeat_interval: float = 10.0,
+    grace_period: float = 60.0,
+) -> Study:
+    """Create a study, or resume the study of that name if it exists (unless ``resume=False``).
+
+    ``storage`` defaults to ``$SELFTUNE_STORAGE`` or the SQLite file ``selftune.db``; ``"memory"`` keeps it
+    in memory. A resumed study must have the same direction (and declared space, if one is given).
+    """
+    if direction not in _DIRECTIONS:
+        raise InvalidParameterError(f"`direction` must be 'minimize' or 'maximize', got {direction!r}")
+    if space is not None and not isinstance(space, Space):
+        space = Space(space)
+    if name is None:
+        name = f"study-{uuid.uuid4().hex[:12]}"
+    check_study_name(name)
+    st = get_storage(storage)
+    space_json = None if space is None else space.to_json()
+    try:
+        st.create_study(name, direction, space_json)
+    except StudyExistsError:
+        if not resume:
+            raise
+        info = st.get_study(name)
+        if info.direction != direction:
+            raise StudyExistsError(
+                f"study {name!r} exists in {st.url} with direction {info.direction!r}, not {direction!r}"
+            ) from None
+        if space_json is not None and info.space is not None and info.space != space_json:
+            raise ParameterConflictError(
+                f"study {name!r} exists in {st.url} with another declared space; "
+                "use a new study name or the same space"
+            ) from None
+    return Study(st, name, sampler=sampler, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+
+
+def load_study(
+    name: str,
+    *,
+    storage: str | os.PathLike[str] | Storage | None = None,
+    sampler: Sampler | None = None,
+    heartbeat_interval: float = 10.0,
+    grace_period: float = 60.0,
+) -> Study:
+    """Open an existing study; raises :class:`StudyNotFoundError` if there is none of that name."""
+    st = get_storage(storage)
+    return Study(st, name, sampler=sampler, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+
+
+def delete_study(name: str, *, storage: str | os.PathLike[str] | Storage | None = None) -> None:
+    """Delete a study and all its trials."""
+    get_storage(storage).delete_study(name)
+
+
+def list_studies(storage: str | os.PathLike[str] | Storage | None = None) -> list[StudySummary]:
+    """Every study in the storage with its trial counts and best value."""
+    return get_storage(storage).list_studies()
+
