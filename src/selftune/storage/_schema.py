@@ -10,6 +10,25 @@ import sqlalchemy as sa
 
 SCHEMA_VERSION = 1
 
+
+class _SQLiteExactFloat(sa.types.UserDefinedType[float]):
+    """A float column without REAL affinity: SQLite stores integral REALs as integers, losing -0.0."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "BLOB"  # BLOB affinity keeps the bound double as is; it still compares and sorts as a number
+
+    def bind_processor(self, dialect: object) -> None:
+        return None
+
+    def result_processor(self, dialect: object, coltype: object):  # type: ignore[no-untyped-def]
+        return lambda v: None if v is None else float(v)
+
+
+#: objective and reported values: exact doubles, ±inf and -0.0 included, on every backend
+Value = sa.Double().with_variant(_SQLiteExactFloat(), "sqlite")
+
 metadata = sa.MetaData()
 
 version = sa.Table(
@@ -48,7 +67,7 @@ trials = sa.Table(
     sa.Column("study_id", sa.Integer, sa.ForeignKey("selftune_studies.id", ondelete="CASCADE"), nullable=False),
     sa.Column("number", sa.Integer, nullable=False),
     sa.Column("state", sa.String(16), nullable=False),
-    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("value", Value, nullable=True),
     sa.Column("fixed", sa.Text, nullable=True),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("started_at", sa.Double, nullable=True),
@@ -76,7 +95,7 @@ trial_values = sa.Table(
     metadata,
     sa.Column("trial_id", sa.Integer, sa.ForeignKey("selftune_trials.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("step", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("value", Value, nullable=False),
 )
 
 trial_attrs = sa.Table(

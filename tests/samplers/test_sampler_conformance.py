@@ -1,0 +1,20 @@
+"""The built-in samplers pass the shipped sampler conformance suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from selftune.samplers import RandomSampler, SobolSampler
+from selftune.testing import SamplerConformance
+
+
+class TestRandomSampler(SamplerConformance):
+    @pytest.fixture
+    def make_sampler(self):  # type: ignore[no-untyped-def]
+        return lambda seed: RandomSampler(seed=seed)
+
+
+class TestSobolSampler(SamplerConformance):
+    @pytest.fixture
+    def make_sampler(self):  # type: ignore[no-untyped-def]
+        return lambda seed: SobolSampler(seed=seed)

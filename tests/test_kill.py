@@ -1,0 +1,366 @@
+"""Kill tests: workers SIGKILLed at random moments lose no completed result, and their trials are reaped.
+
+The main test runs 8 real worker processes (``tests/kill_worker.py``) on one study until it holds
+``BUDGET`` trials, SIGKILLs at least 10 of them at random moments (starting a replacement each time),
+then checks the study against the ledgers the workers wrote after each ``tell`` returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import selftune
+from selftune.storage import MemoryStorage
+from selftune.storage._base import HEARTBEAT_LOST
+from selftune.storage._schema import studies as studies_table
+from selftune.storage._schema import trials as trials_table
+from selftune.trial import TrialState
+
+WORKER = Path(__file__).with_name("kill_worker.py")
+BUDGET = 500
+N_WORKERS = 8
+N_KILLS = 12  # at least 10 must land
+INTERVAL = 0.2  # as in kill_worker.py
+GRACE = 1.5
+DEADLINE = 85.0  # seconds for the whole run, per backend
+BUDGET_STATES = {TrialState.RUNNING, TrialState.COMPLETE, TrialState.STOPPED, TrialState.FAILED}
+
+
+def _pid_of(worker: str | None) -> int:
+    """The pid in a worker id ``host:pid:uuid``."""
+    assert worker is not None
+    return int(worker.rsplit(":", 2)[1])
+
+
+def _heartbeats(url: str, name: str) -> dict[int, float | None]:
+    """The last heartbeat of every trial, read from the SQL schema (TrialRecord does not carry it)."""
+    engine = sa.create_engine(url)
+    try:
+        t, s = trials_table.c, studies_table.c
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.number, t.heartbeat_at).select_from(
+                    trials_table.join(studies_table, s.id == t.study_id)
+                ).where(s.name == name)
+            ).all()
+    finally:
+        engine.dispose()
+    return {int(n): hb for n, hb in rows}
+
+
+@dataclass
+class _Worker:
+    index: int
+    proc: subprocess.Popen[bytes]
+    ledger: Path
+    stderr: Path
+    killed_at: float | None = None
+
+
+@dataclass
+class _Run:
+    workers: list[_Worker] = field(default_factory=list)
+    started: float = 0.0
+    ended: float = 0.0
+
+
+def _spawn(url: str, name: str, tmp: Path, index: int) -> _Worker:
+    ledger = tmp / f"ledger_{index}.txt"
+    stderr = tmp / f"stderr_{index}.txt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with open(stderr, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(WORKER), url, name, str(BUDGET), str(ledger)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=env,
+        )
+    return _Worker(index, proc, ledger, stderr)
+
+
+def _run_workers(url: str, name: str, tmp: Path, seed: int) -> _Run:
+    """Run the workers, SIGKILL N_KILLS of them at random points of the budget, wait for the rest."""
+    rng = random.Random(seed)
+    monitor = selftune.load_study(name, storage=url)
+    # kill when the study reaches these trial counts; none in the last 100 so the end stays clean
+    thresholds = sorted(rng.sample(range(15, BUDGET - 100), N_KILLS))
+    run = _Run(started=time.time())
+    live: list[_Worker] = []
+    try:
+        for _ in range(N_WORKERS):
+            w = _spawn(url, name, tmp, len(run.workers))
+            run.workers.append(w)
+            live.append(w)
+        while live:
+            if time.time() - run.started > DEADLINE:
+                pytest.fail(f"the kill run did not finish within {DEADLINE} s")
+            for w in [w for w in live if w.proc.poll() is not None]:
+                live.remove(w)
+            if thresholds:
+                used = sum(r.state in BUDGET_STATES for r in monitor.history().trials)
+                if used >= thresholds[0]:
+                    thresholds.pop(0)
+                    # prefer a worker that is in its optimize loop (it has told a result already)
+                    busy = [w for w in live if w.ledger.exists() and w.ledger.stat().st_size > 0]
+                    victim = rng.choice(busy or live)
+                    time.sleep(rng.uniform(0.0, 0.02))  # a random moment of its trial
+                    victim.proc.send_signal(signal.SIGKILL)
+                    victim.killed_at = time.time()
+                    victim.proc.wait()
+                    live.remove(victim)
+                    w = _spawn(url, name, tmp, len(run.workers))
+                    run.workers.append(w)
+                    live.append(w)
+            time.sleep(0.01)
+    finally:
+        for w in run.workers:
+            if w.proc.poll() is None:
+                w.proc.kill()
+                w.proc.wait()
+        monitor.close()
+        monitor.storage.close()
+    run.ended = time.time()
+    return run
+
+
+def _read_ledger(path: Path) -> list[tuple[int, float]]:
+    if not path.exists():
+        return []
+    text = path.read_text()
+    assert not text or text.endswith("\n"), f"{path.name}: a torn last line: {text[-80:]!r}"
+    out = []
+    for line in text.splitlines():
+        number, value = line.split()
+        out.append((int(number), float(value)))
+    return out
+
+
+def _check_kill_run(url: str, name: str, run: _Run) -> dict[str, object]:
+    killed = [w for w in run.workers if w.killed_at is not None]
+    assert len(killed) >= 10, f"only {len(killed)} workers were killed"
+    for w in run.workers:
+        if w.killed_at is None:
+            assert w.proc.returncode == 0, f"worker {w.index} exited with {w.proc.returncode}:\n{w.stderr.read_text()}"
+        else:
+            assert w.proc.returncode == -signal.SIGKILL
+        err = w.stderr.read_text()
+        assert "heartbeat failed" not in err and "Traceback" not in err, f"worker {w.index}:\n{err}"
+
+    # (c) wait grace + a little after the last kill: by then the lingering workers have reaped everything
+    last_kill = max(w.killed_at for w in killed)  # type: ignore[type-var]
+    time.sleep(max(0.0, last_kill + GRACE + 0.5 - time.time()))
+    study = selftune.load_study(name, storage=url)
+    try:
+        records = study.trials
+    finally:
+        study.close()
+        study.storage.close()
+
+    # (b) dense, unique numbers; the budget is kept up to one overshoot per worker
+    numbers = [r.number for r in records]
+    assert numbers == list(range(len(records))), "trial numbers are not exactly 0..N-1"
+    assert BUDGET <= len(records) <= BUDGET + N_WORKERS, f"{len(records)} trials for a budget of {BUDGET}"
+
+    # (a) every result a worker saw stored is stored, COMPLETE, with the same value, once
+    by_number = {r.number: r for r in records}
+    seen: dict[int, int] = {}
+    for w in run.workers:
+        for number, value in _read_ledger(w.ledger):
+            assert number not in seen, f"trial {number} is in the ledgers of workers {seen[number]} and {w.index}"
+            seen[number] = w.index
+            r = by_number.get(number)
+            assert r is not None, f"trial {number} told by worker {w.index} is not stored"
+            assert r.state is TrialState.COMPLETE, f"trial {number} told by worker {w.index} is {r.state}"
+            assert r.value == value, f"trial {number}: stored value {r.value!r}, worker {w.index} saw {value!r}"
+            assert _pid_of(r.worker) == w.proc.pid
+
+    # (c) nothing is left RUNNING (or WAITING); only killed workers' in-flight trials FAILED
+    states = {s: sum(r.state is s for r in records) for s in TrialState}
+    assert states[TrialState.RUNNING] == 0, [r for r in records if r.state is TrialState.RUNNING]
+    assert states[TrialState.WAITING] == 0
+    killed_pids = {w.proc.pid: w for w in killed}
+    not_complete = [r for r in records if r.state is not TrialState.COMPLETE]
+    for r in not_complete:
+        assert r.state is TrialState.FAILED and r.reason == HEARTBEAT_LOST, r
+        assert _pid_of(r.worker) in killed_pids, f"trial {r.number} of a live worker was reaped: {r}"
+    heartbeats = _heartbeats(url, name)
+    latencies = []
+    for pid, w in killed_pids.items():
+        mine = [r for r in not_complete if _pid_of(r.worker) == pid]
+        assert len(mine) <= 1, f"killed worker {w.index} has several unfinished trials: {mine}"
+        for r in mine:
+            assert w.killed_at is not None and r.finished_at is not None and r.started_at is not None
+            hb = heartbeats[r.number]
+            assert hb is not None
+            assert r.started_at <= w.killed_at + 0.05 and hb <= w.killed_at + 0.05, "a beat after death"
+            # never before the grace period, and soon after it (slack: interval + scheduling on 2 cores)
+            assert GRACE - 0.01 <= r.finished_at - hb <= GRACE + 3.0, (r.number, r.finished_at - hb)
+            assert r.finished_at - w.killed_at <= GRACE + 5.0, (r.number, r.finished_at - w.killed_at)
+            latencies.append(r.finished_at - w.killed_at)
+    return {
+        "trials": len(records),
+        "complete": states[TrialState.COMPLETE],
+        "failed": states[TrialState.FAILED],
+        "kills": len(killed),
+        "kills_mid_trial": len(latencies),
+        "reap_after_kill_s": (round(min(latencies), 2), round(max(latencies), 2)) if latencies else None,
+        "ledger_entries": len(seen),
+        "run_s": round(run.ended - run.started, 1),
+    }
+
+
+def _kill_test(url: str, tmp_path: Path) -> None:
+    name = "kill-test"
+    selftune.create_study(name, storage=url).storage.close()
+    seed = random.randrange(2**32)
+    run = _run_workers(url, name, tmp_path, seed)
+    stats = _check_kill_run(url, name, run)
+    print(f"\nkill test ({url.split(':', 1)[0]}, seed {seed}): {stats}")
+    # most kills should hit a worker with a trial in flight, or the test is not testing much
+    assert stats["kills_mid_trial"] >= 5, stats  # type: ignore[operator]
+
+
+@pytest.mark.slow
+def test_kill_workers_sqlite(tmp_path: Path) -> None:
+    _kill_test(f"sqlite:///{tmp_path / 'kill.db'}", tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_kill_workers_postgres(tmp_path: Path, pg_url: str) -> None:
+    _kill_test(pg_url, tmp_path)
+
+
+# -- a live trial is never reaped, however long one step takes ---------------------------------------------
+def _backend_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+_SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", _SQL_BACKENDS)
+@pytest.mark.parametrize("step", ["sleep", "busy"])
+def test_long_step_is_not_reaped(kind: str, step: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """One step of 3 s with grace 1 s: the heartbeat thread keeps the trial alive while a second handle
+    (as another process would) reaps every 0.1 s."""
+    url = _backend_url(kind, tmp_path, request)
+    study = selftune.create_study("long-step", storage=url, heartbeat_interval=0.2, grace_period=1.0)
+    other = selftune.load_study("long-step", storage=url, heartbeat_interval=0.2, grace_period=1.0)
+    other_id = other.storage.get_study("long-step").id
+    reaped: list[int] = []
+    done = threading.Event()
+
+    def reaper() -> None:
+        while not done.wait(0.1):
+            reaped.extend(other.storage.reap(other_id, 1.0))
+
+    def objective(trial: selftune.Trial) -> float:
+        x = trial.float("x", -1.0, 1.0)
+        if step == "sleep":
+            time.sleep(3.0)
+        else:  # pure Python holding the GIL between switches
+            end = time.monotonic() + 3.0
+            while time.monotonic() < end:
+                sum(range(1000))
+        trial.report(x, 0)  # would raise TrialReapedError if the trial had been reaped
+        return x * x
+
+    thread = threading.Thread(target=reaper)
+    thread.start()
+    try:
+        study.optimize(objective, trials=1, progress=False)
+    finally:
+        done.set()
+        thread.join()
+    [record] = study.trials
+    assert reaped == []
+    assert record.state is TrialState.COMPLETE, record
+    assert record.finished_at - record.started_at >= 3.0  # type: ignore[operator]
+    for s in (study, other):
+        s.close()
+        s.storage.close()
+
+
+# -- a worker whose trial was reaped while it still ran it goes on ---------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["memory", *_SQL_BACKENDS])
+def test_reaped_while_alive_worker_goes_on(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Heartbeats of this handle pause (a hung worker, simulated); another handle reaps its trial. The
+    worker must not crash: the result of a reaped trial is dropped with a warning, and later trials work.
+
+    Trial 0 returns a value after being reaped (``tell`` is refused); trial 1 reports a value after its
+    handle learned it was reaped (``TrialReapedError``).
+    """
+    grace = 1.0
+    shared = MemoryStorage() if kind == "memory" else None
+    url = shared if shared is not None else _backend_url(kind, tmp_path, request)
+    study = selftune.create_study("reaped", storage=url, heartbeat_interval=0.2, grace_period=grace)
+    other = selftune.load_study("reaped", storage=shared or url, heartbeat_interval=0.2, grace_period=grace)
+    paused = threading.Event()
+    beat = study.storage.heartbeat
+
+    def heartbeat(study_id: int, numbers: list[int]) -> list[int]:
+        return [] if paused.is_set() else beat(study_id, numbers)
+
+    monkeypatch.setattr(study.storage, "heartbeat", heartbeat)
+    other_id = other.storage.get_study("reaped").id
+    reaped: list[int] = []
+    done = threading.Event()
+
+    def reaper() -> None:  # the other handle's reaper, as in another process
+        while not done.wait(0.1):
+            reaped.extend(other.storage.reap(other_id, grace))
+
+    def objective(trial: selftune.Trial) -> float:
+        x = trial.float("x", -1.0, 1.0)
+        if trial.number in (0, 1):
+            paused.set()
+            time.sleep(grace + 1.0)
+            paused.clear()
+            if trial.number == 1:
+                time.sleep(0.6)  # a real heartbeat tells this handle the trial is lost
+                trial.report(x, 0)
+                pytest.fail("report() on a reaped trial should raise TrialReapedError")
+        return x * x
+
+    thread = threading.Thread(target=reaper)
+    thread.start()
+    caplog.set_level(logging.WARNING, logger="selftune")
+    try:
+        study.optimize(objective, trials=6, progress=False)
+    finally:
+        done.set()
+        thread.join()
+    records = study.trials
+    assert [r.number for r in records] == list(range(6))
+    for r in records[:2]:
+        assert r.state is TrialState.FAILED and r.reason == HEARTBEAT_LOST and r.value is None, r
+    for r in records[2:]:
+        assert r.state is TrialState.COMPLETE and r.value is not None, r
+    # reaped by whichever reaper came first (this handle's own heartbeat thread reaps too)
+    assert set(reaped) <= {0, 1}
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("trial 0" in m and "not recorded" in m for m in messages), messages
+    assert any("trial 1" in m and "heartbeat lost" in m for m in messages), messages
+    for s in (study, other):
+        s.close()
+        s.storage.close()
