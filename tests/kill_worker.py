@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     logging.basicConfig(
-        level=logging.WARNING, stream=sys.stderr, format=f"%(asctime)s [{os.getpid()}] %(levelname)s %(message)s"
+        level=logging.WARNING,
+        stream=sys.stderr,
+        format=f"%(asctime)s [{os.getpid()}] %(levelname)s %(message)s",
     )
     import selftune
 

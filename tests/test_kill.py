@@ -31,7 +31,8 @@ from selftune.trial import TrialState
 WORKER = Path(__file__).with_name("kill_worker.py")
 BUDGET = 500
 N_WORKERS = 8
-N_KILLS = 12  # at least 10 must land
+MID_TRIAL_KILLS = 10  # kills that hit a worker with a trial in flight (more kills land between trials)
+KILL_WINDOW = BUDGET - 100  # no kills once the study holds this many trials
 INTERVAL = 0.2  # as in kill_worker.py
 GRACE = 1.5
 DEADLINE = 85.0  # seconds for the whole run, per backend
@@ -51,9 +52,9 @@ def _heartbeats(url: str, name: str) -> dict[int, float | None]:
         t, s = trials_table.c, studies_table.c
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.select(t.number, t.heartbeat_at).select_from(
-                    trials_table.join(studies_table, s.id == t.study_id)
-                ).where(s.name == name)
+                sa.select(t.number, t.heartbeat_at)
+                .select_from(trials_table.join(studies_table, s.id == t.study_id))
+                .where(s.name == name)
             ).all()
     finally:
         engine.dispose()
@@ -74,6 +75,7 @@ class _Run:
     workers: list[_Worker] = field(default_factory=list)
     started: float = 0.0
     ended: float = 0.0
+    mid_trial_kills: int = 0
 
 
 def _spawn(url: str, name: str, tmp: Path, index: int) -> _Worker:
@@ -91,13 +93,13 @@ def _spawn(url: str, name: str, tmp: Path, index: int) -> _Worker:
 
 
 def _run_workers(url: str, name: str, tmp: Path, seed: int) -> _Run:
-    """Run the workers, SIGKILL N_KILLS of them at random points of the budget, wait for the rest."""
+    """Run the workers; SIGKILL one every few trials (starting a replacement each time) until
+    MID_TRIAL_KILLS kills have hit a worker with a trial in flight; wait for the rest to finish."""
     rng = random.Random(seed)
     monitor = selftune.load_study(name, storage=url)
-    # kill when the study reaches these trial counts; none in the last 100 so the end stays clean
-    thresholds = sorted(rng.sample(range(15, BUDGET - 100), N_KILLS))
     run = _Run(started=time.time())
     live: list[_Worker] = []
+    next_kill: int | None = rng.randint(5, 20)
     try:
         for _ in range(N_WORKERS):
             w = _spawn(url, name, tmp, len(run.workers))
@@ -108,21 +110,14 @@ def _run_workers(url: str, name: str, tmp: Path, seed: int) -> _Run:
                 pytest.fail(f"the kill run did not finish within {DEADLINE} s")
             for w in [w for w in live if w.proc.poll() is not None]:
                 live.remove(w)
-            if thresholds:
-                used = sum(r.state in BUDGET_STATES for r in monitor.history().trials)
-                if used >= thresholds[0]:
-                    thresholds.pop(0)
-                    # prefer a worker that is in its optimize loop (it has told a result already)
-                    busy = [w for w in live if w.ledger.exists() and w.ledger.stat().st_size > 0]
-                    victim = rng.choice(busy or live)
-                    time.sleep(rng.uniform(0.0, 0.02))  # a random moment of its trial
-                    victim.proc.send_signal(signal.SIGKILL)
-                    victim.killed_at = time.time()
-                    victim.proc.wait()
-                    live.remove(victim)
-                    w = _spawn(url, name, tmp, len(run.workers))
-                    run.workers.append(w)
-                    live.append(w)
+            if next_kill is not None:
+                trials = monitor.history().trials
+                used = sum(r.state in BUDGET_STATES for r in trials)
+                if used >= KILL_WINDOW or run.mid_trial_kills >= MID_TRIAL_KILLS:
+                    next_kill = None  # no kills near the end of the budget, so the end stays clean
+                elif used >= next_kill:
+                    _kill_one(url, name, tmp, rng, run, live, trials, monitor)
+                    next_kill = used + rng.randint(4, 16)
             time.sleep(0.01)
     finally:
         for w in run.workers:
@@ -133,6 +128,37 @@ def _run_workers(url: str, name: str, tmp: Path, seed: int) -> _Run:
         monitor.storage.close()
     run.ended = time.time()
     return run
+
+
+def _kill_one(
+    url: str,
+    name: str,
+    tmp: Path,
+    rng: random.Random,
+    run: _Run,
+    live: list[_Worker],
+    trials: list[selftune.TrialRecord],
+    monitor: selftune.Study,
+) -> None:
+    # prefer a worker with a trial in flight, then one in its optimize loop
+    running = {_pid_of(r.worker) for r in trials if r.state is TrialState.RUNNING}
+    busy = [w for w in live if w.proc.pid in running]
+    looping = [w for w in live if w.ledger.exists() and w.ledger.stat().st_size > 0]
+    victim = rng.choice(busy or looping or live)
+    time.sleep(rng.uniform(0.0, 0.02))  # a random moment of its trial
+    victim.proc.send_signal(signal.SIGKILL)
+    victim.killed_at = time.time()
+    victim.proc.wait()
+    live.remove(victim)
+    # a RUNNING trial of a dead worker was in flight when it died
+    if any(
+        r.state is TrialState.RUNNING and _pid_of(r.worker) == victim.proc.pid
+        for r in monitor.history().trials
+    ):
+        run.mid_trial_kills += 1
+    w = _spawn(url, name, tmp, len(run.workers))
+    run.workers.append(w)
+    live.append(w)
 
 
 def _read_ledger(path: Path) -> list[tuple[int, float]]:
@@ -152,7 +178,9 @@ def _check_kill_run(url: str, name: str, run: _Run) -> dict[str, object]:
     assert len(killed) >= 10, f"only {len(killed)} workers were killed"
     for w in run.workers:
         if w.killed_at is None:
-            assert w.proc.returncode == 0, f"worker {w.index} exited with {w.proc.returncode}:\n{w.stderr.read_text()}"
+            assert w.proc.returncode == 0, (
+                f"worker {w.index} exited with {w.proc.returncode}:\n{w.stderr.read_text()}"
+            )
         else:
             assert w.proc.returncode == -signal.SIGKILL
         err = w.stderr.read_text()
@@ -178,12 +206,16 @@ def _check_kill_run(url: str, name: str, run: _Run) -> dict[str, object]:
     seen: dict[int, int] = {}
     for w in run.workers:
         for number, value in _read_ledger(w.ledger):
-            assert number not in seen, f"trial {number} is in the ledgers of workers {seen[number]} and {w.index}"
+            assert number not in seen, (
+                f"trial {number} is in the ledgers of workers {seen[number]} and {w.index}"
+            )
             seen[number] = w.index
             r = by_number.get(number)
             assert r is not None, f"trial {number} told by worker {w.index} is not stored"
             assert r.state is TrialState.COMPLETE, f"trial {number} told by worker {w.index} is {r.state}"
-            assert r.value == value, f"trial {number}: stored value {r.value!r}, worker {w.index} saw {value!r}"
+            assert r.value == value, (
+                f"trial {number}: stored value {r.value!r}, worker {w.index} saw {value!r}"
+            )
             assert _pid_of(r.worker) == w.proc.pid
 
     # (c) nothing is left RUNNING (or WAITING); only killed workers' in-flight trials FAILED
@@ -229,7 +261,7 @@ def _kill_test(url: str, tmp_path: Path) -> None:
     stats = _check_kill_run(url, name, run)
     print(f"\nkill test ({url.split(':', 1)[0]}, seed {seed}): {stats}")
     # most kills should hit a worker with a trial in flight, or the test is not testing much
-    assert stats["kills_mid_trial"] >= 5, stats  # type: ignore[operator]
+    assert stats["kills_mid_trial"] >= MID_TRIAL_KILLS, stats  # type: ignore[operator]
 
 
 @pytest.mark.slow
@@ -256,7 +288,9 @@ _SQL_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", _SQL_BACKENDS)
 @pytest.mark.parametrize("step", ["sleep", "busy"])
-def test_long_step_is_not_reaped(kind: str, step: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_long_step_is_not_reaped(
+    kind: str, step: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """One step of 3 s with grace 1 s: the heartbeat thread keeps the trial alive while a second handle
     (as another process would) reaps every 0.1 s."""
     url = _backend_url(kind, tmp_path, request)
@@ -301,7 +335,10 @@ def test_long_step_is_not_reaped(kind: str, step: str, tmp_path: Path, request: 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["memory", *_SQL_BACKENDS])
 def test_reaped_while_alive_worker_goes_on(
-    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Heartbeats of this handle pause (a hung worker, simulated); another handle reaps its trial. The

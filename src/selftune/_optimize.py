@@ -59,8 +59,8 @@ def run_optimize(
     with Progress(enabled=progress, total=trials, timeout=timeout, direction=study.direction) as bar:
         while not study._stop_flag.is_set():
             history = study.history()
-            used = len(history.with_state(*_BUDGET_STATES))
-            best = history.best()
+            used = study._count(*_BUDGET_STATES)
+            best = study._best
             bar.update(used, None if best is None else best.value)
             if trials is not None and used >= trials:
                 break
@@ -71,9 +71,9 @@ def run_optimize(
                 continue
             for cb in callbacks:
                 cb(study, record)
-        history = study.history()
-        best = history.best()
-        bar.update(len(history.with_state(*_BUDGET_STATES)), None if best is None else best.value)
+        study._refresh()
+        best = study._best
+        bar.update(study._count(*_BUDGET_STATES), None if best is None else best.value)
 
 
 def _run_trial(

@@ -228,7 +228,8 @@ def studies(storage: str | None) -> None:
     if not summaries:
         _line(console, f"no studies in {url}")
         return
-    table = Table(title=Text(f"studies in {url}"), title_justify="left")
+    _line(console, f"studies in {url}")
+    table = Table()
     for col, justify in (("name", "left"), ("direction", "left"), ("trials", "left"), ("best", "right"),
                          ("created", "left")):
         table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
@@ -402,7 +403,7 @@ def _check_space(path: Path, data: Any) -> Space:
         if not isinstance(entry, Mapping):
             raise _spec_error(path, f"{where} must be a mapping with `kind` and its domain, got {entry!r}")
         kind = entry.get("kind")
-        if kind not in _PARAM_KEYS:
+        if not isinstance(kind, str) or kind not in _PARAM_KEYS:
             raise _spec_error(path, f"{where}: `kind` must be one of {sorted(_PARAM_KEYS)}, got {kind!r}")
         unknown = [k for k in entry if k not in _PARAM_KEYS[kind]]
         if unknown:
@@ -412,6 +413,10 @@ def _check_space(path: Path, data: Any) -> Space:
         missing = [k for k in _PARAM_REQUIRED[kind] if k not in entry]
         if missing:
             raise _spec_error(path, f"{where}: missing key {missing[0]!r} for kind {kind}")
+        if kind == "choice" and not isinstance(entry["choices"], list):
+            raise _spec_error(path, f"{where}: `choices` must be a list, got {entry['choices']!r}")
+        if "log" in entry and not isinstance(entry["log"], bool):
+            raise _spec_error(path, f"{where}: `log` must be true or false, got {entry['log']!r}")
         when = entry.get("when")
         if when is not None and not isinstance(when, Mapping):
             raise _spec_error(path, f"{where}: `when` must map parent names to a value or a list, got {when!r}")
@@ -533,7 +538,7 @@ def _import_objective(spec: RunSpec) -> Callable[..., Any]:
         raise _spec_error(
             spec.path, f"`objective`: {spec.objective!r} is a {type(target).__name__}, not a function"
         )
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 @contextlib.contextmanager
@@ -578,6 +583,8 @@ def run(spec_path: Path, storage: str | None, trials: int | None, timeout: float
       gamma: {kind: float, low: 0.0001, high: 1, log: true, when: {kernel: rbf}}
 
     The objective's module is imported with the spec's directory and the working directory on sys.path.
+    A relative SQLite path (sqlite:///selftune.db) is relative to the working directory. The objective
+    gets a Trial; with a declared space, trial.params holds the values chosen for it.
     """
     spec = load_spec(spec_path)
     budget = trials if trials is not None else spec.trials

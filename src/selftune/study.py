@@ -9,6 +9,7 @@ import socket
 import threading
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,9 @@ class Study:
         self.space: Space | None = None if info.space is None else Space.from_json(info.space)
         self.sampler: Sampler = sampler if sampler is not None else RandomSampler()
         self.worker = _worker_id()
-        self._records: dict[int, TrialRecord] = {}
+        self._records: list[TrialRecord | None] = []  # index = trial number
+        self._counts: Counter[TrialState] = Counter()
+        self._best: TrialRecord | None = None
         self._cursor = 0
         self._params: dict[str, Param] = {}
         self._lock = threading.RLock()
@@ -105,19 +108,45 @@ class Study:
             changed, cursor = self._storage.read_trials(self._id, self._cursor)
             unknown = False
             for r in changed:
-                self._records[r.number] = r
+                self._put(r)
                 unknown = unknown or any(k not in self._params for k in r.params)
             self._cursor = max(self._cursor, cursor)
             if unknown:  # another process defined parameters: learn their domains (rare, append-only)
                 for name, spec in self._storage.get_params(self._id).items():
                     self._params.setdefault(name, param_from_json(spec))
 
+    def _put(self, r: TrialRecord) -> None:
+        """Cache ``r``, keeping the counts by state and the best trial up to date in O(1)."""
+        n = r.number
+        if n >= len(self._records):
+            self._records.extend([None] * (n + 1 - len(self._records)))
+        old = self._records[n]
+        if old is not None:
+            self._counts[old.state] -= 1
+        self._records[n] = r
+        self._counts[r.state] += 1
+        if r.state is TrialState.COMPLETE and r.value is not None:
+            sign = 1.0 if self.direction == "minimize" else -1.0
+            best = self._best
+            if best is None or sign * r.value < sign * best.value or (  # type: ignore[operator]
+                r.value == best.value and r.number < best.number
+            ):
+                self._best = r
+
     def history(self) -> History:
         """A fresh read-only snapshot for samplers, schedulers and analysis."""
         self._refresh()
         with self._lock:
-            records = sorted(self._records.values(), key=lambda r: r.number)
+            if sum(self._counts.values()) == len(self._records):
+                records: tuple[TrialRecord, ...] = tuple(self._records)  # type: ignore[arg-type]
+            else:  # a gap: a trial another process created is not read yet
+                records = tuple(r for r in self._records if r is not None)
             return History(records, direction=self.direction, params=self._known_params())
+
+    def _count(self, *states: TrialState) -> int:
+        """How many cached trials are in ``states`` (call after a refresh)."""
+        with self._lock:
+            return sum(self._counts[s] for s in states)
 
     def _known_params(self) -> dict[str, Param]:
         out: dict[str, Param] = dict(self.space) if self.space is not None else {}
@@ -136,7 +165,8 @@ class Study:
     @property
     def best(self) -> TrialRecord:
         """The best COMPLETE trial (earliest on ties); raises ValueError if none has completed."""
-        best = self.history().best()
+        self._refresh()
+        best = self._best
         if best is None:
             raise ValueError(f"study {self.name!r} has no COMPLETE trial yet")
         return best
@@ -234,7 +264,10 @@ class Study:
             proposal = self._complete(proposal, fixed)
             self.space.validate(proposal)
         record = self._storage.start_trial(
-            self._id, self.worker, params=proposal if self.space is not None else None
+            self._id,
+            self.worker,
+            params=proposal if self.space is not None else None,
+            claim=self._count(TrialState.WAITING) > 0,  # just read: skip the probe when none wait
         )
         fixed = {**record.fixed, **fixed}
         params = dict(record.params)
@@ -245,7 +278,7 @@ class Study:
             self._storage.set_trial_params(self._id, record.number, params)
         trial = Trial(self, record.number, params=params, fixed=fixed, proposal=proposal)
         with self._lock:
-            self._records[record.number] = record
+            self._put(record)
             self._live[record.number] = trial
             self._history[record.number] = history
         self._heartbeat.add(record.number)
@@ -262,7 +295,7 @@ class Study:
                 out[name] = merged[name]
         missing = [n for n in self.space if self.space.is_active(n, out) and n not in out]
         if missing:  # a fixed parent activated a child the proposal did not cover
-            rng = _rng(self.sampler.seed, len(self._records), salt=(len(missing),))
+            rng = _rng(self.sampler.seed, sum(self._counts.values()), salt=(len(missing),))
             for n in missing:
                 out[n] = self.space[n].from_unit(rng.random())
         return out
@@ -295,12 +328,12 @@ class Study:
             warnings.warn(f"trial {number}: the objective returned NaN; the trial is recorded as FAILED", stacklevel=2)
             st, v, reason = TrialState.FAILED, None, reason or "the objective value is NaN"
         try:
-            record = self._storage.finish_trial(self._id, number, st, v, reason, traceback)
+            self._storage.finish_trial(self._id, number, st, v, reason, traceback)
         finally:
             self._forget(number)
-        with self._lock:
-            self._records[number] = record
-        return record
+        self._refresh()  # the read the next ask would make anyway; it brings back the finished record
+        record = self._records[number] if number < len(self._records) else None
+        return record if record is not None else self.get_trial(number)
 
     def _forget(self, number: int) -> None:
         self._heartbeat.discard(number)

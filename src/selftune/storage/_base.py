@@ -158,11 +158,12 @@ class Storage(ABC):
 
     @abstractmethod
     def start_trial(
-        self, study_id: int, worker: str, params: Mapping[str, Any] | None = None
+        self, study_id: int, worker: str, params: Mapping[str, Any] | None = None, *, claim: bool = True
     ) -> TrialRecord:
         """Take the oldest WAITING trial (exactly one worker gets it) or create a new RUNNING one.
 
-        ``params`` are written only when a new trial is created.
+        ``params`` are written only when a new trial is created. ``claim=False`` skips looking for WAITING
+        trials (a caller that has just read none).
         """
 
     @abstractmethod
@@ -186,7 +187,7 @@ class Storage(ABC):
         value: float | None = None,
         reason: str | None = None,
         traceback: str | None = None,
-    ) -> TrialRecord:
+    ) -> None:
         """Move a RUNNING (or, to FAILED only, a WAITING) trial to a finished state, once."""
 
     @abstractmethod

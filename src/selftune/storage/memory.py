@@ -162,11 +162,13 @@ class MemoryStorage(Storage):
             s.waiting.append(t.record.number)
             return replace(t.record, fixed=dict(t.fixed))
 
-    def start_trial(self, study_id: int, worker: str, params: Mapping[str, Any] | None = None) -> TrialRecord:
+    def start_trial(
+        self, study_id: int, worker: str, params: Mapping[str, Any] | None = None, *, claim: bool = True
+    ) -> TrialRecord:
         with self._lock:
             s = self._study(study_id)
             now = time.time()
-            while s.waiting:
+            while claim and s.waiting:
                 t = s.trials[s.waiting.pop(0)]
                 if t.record.state is TrialState.WAITING:
                     self._bump(s, t, state=TrialState.RUNNING, started_at=now, worker=worker)
@@ -212,7 +214,7 @@ class MemoryStorage(Storage):
         value: float | None = None,
         reason: str | None = None,
         traceback: str | None = None,
-    ) -> TrialRecord:
+    ) -> None:
         check_finish(number, state, value)
         with self._lock:
             s = self._study(study_id)
@@ -225,7 +227,6 @@ class MemoryStorage(Storage):
             self._bump(
                 s, t, state=state, value=value, reason=reason, traceback=traceback, finished_at=time.time()
             )
-            return t.record
 
     def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:
         with self._lock:

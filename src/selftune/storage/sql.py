@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -85,6 +85,7 @@ class SQLStorage(Storage):
             )
         self.dialect = backend
         self._init_schema()
+        self._q = _Statements(self._now())
 
     # -- engines ----------------------------------------------------------------------------------------
     @staticmethod
@@ -118,7 +119,7 @@ class SQLStorage(Storage):
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
         try:
-            return sa.create_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
+            return sa.create_engine(url, pool_size=4, max_overflow=4)
         except (ModuleNotFoundError, NoSuchModuleError) as exc:
             raise MissingDependencyError(
                 f"PostgreSQL storage needs psycopg ({exc}); install it with: pip install 'selftune[postgres]'"
@@ -134,10 +135,16 @@ class SQLStorage(Storage):
         with conn:
             if write:
                 conn.execution_options(selftune_write=True)
+                with conn.begin():
+                    yield conn
             elif self.dialect == "postgresql":
-                conn.execution_options(isolation_level="REPEATABLE READ")
-            with conn.begin():
+                # Reads need no transaction: changes of a study commit in seq order (see the module doc), so
+                # statement-level snapshots never show a change without the earlier ones.
+                conn.execution_options(isolation_level="AUTOCOMMIT")
                 yield conn
+            else:
+                with conn.begin():  # SQLite: a deferred BEGIN costs no I/O and gives one WAL snapshot
+                    yield conn
 
     def _now(self) -> Any:
         """The database clock in seconds since the epoch, as an SQL expression."""
@@ -165,31 +172,19 @@ class SQLStorage(Storage):
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _bump(self, conn: Connection, study_id: int, new_number: bool = False) -> tuple[int, int]:
-        values: dict[str, Any] = {"seq": S.studies.c.seq + 1}
-        if new_number:
-            values["next_number"] = S.studies.c.next_number + 1
-        row = conn.execute(
-            sa.update(S.studies)
-            .where(S.studies.c.id == study_id)
-            .values(**values)
-            .returning(S.studies.c.seq, S.studies.c.next_number)
-        ).first()
+        """Take the study's lock by bumping its ``seq``; optionally draw the next trial number."""
+        q = self._q.bump_number if new_number else self._q.bump
+        row = conn.execute(q, {"b_sid": study_id}).first()
         if row is None:
             raise StudyNotFoundError(f"no study with id {study_id} in {self.url}")
         return int(row[0]), int(row[1])
 
-    def _touch_running(self, conn: Connection, study_id: int, number: int, seq: int, **values: Any) -> int:
-        """Set ``seq`` (and ``values``) on a RUNNING trial and return its row id, or raise why not."""
-        t = S.trials.c
-        row = conn.execute(
-            sa.update(S.trials)
-            .where(t.study_id == study_id, t.number == number, t.state == TrialState.RUNNING.value)
-            .values(seq=seq, **values)
-            .returning(t.id)
-        ).first()
+    def _touch_running(self, conn: Connection, study_id: int, number: int, seq: int) -> int:
+        """Set ``seq`` on a RUNNING trial and return its row id, or raise why not."""
+        row = conn.execute(self._q.touch, {"b_sid": study_id, "b_number": number, "b_seq": seq}).first()
         if row is None:
             self._raise_not_running(conn, study_id, number)
-        return int(row[0])
+        return int(row[0])  # type: ignore[index]
 
     def _raise_not_running(self, conn: Connection, study_id: int, number: int) -> None:
         t = S.trials.c
@@ -200,12 +195,21 @@ class SQLStorage(Storage):
             raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
         raise finished_error(number, TrialState(found[0]), found[1])
 
-    def _records(self, conn: Connection, where: Any) -> list[TrialRecord]:
-        """Full records of the trials matching ``where`` (a condition on the trials table)."""
+    @overload
+    def _records(self, conn: Connection, where: Any) -> list[TrialRecord]: ...
+
+    @overload
+    def _records(self, conn: Connection, where: Any, with_seq: Literal[True]) -> tuple[list[TrialRecord], int]: ...
+
+    def _records(self, conn: Connection, where: Any, with_seq: bool = False) -> Any:
+        """Full records of the trials matching ``where`` (a condition on the trials table).
+
+        With ``with_seq``, also the highest ``seq`` among them (0 if none).
+        """
         t = S.trials.c
         rows = conn.execute(sa.select(S.trials).where(where).order_by(t.number)).all()
         if not rows:
-            return []
+            return ([], 0) if with_seq else []
         params: dict[int, dict[str, Any]] = {}
         values: dict[int, dict[int, float]] = {}
         attrs: dict[int, dict[str, Any]] = {}
@@ -229,7 +233,7 @@ class SQLStorage(Storage):
             .where(where)
         ):
             attrs.setdefault(tid, {})[key] = loads(value)
-        return [
+        records = [
             TrialRecord(
                 number=r.number,
                 state=TrialState(r.state),
@@ -247,6 +251,7 @@ class SQLStorage(Storage):
             )
             for r in rows
         ]
+        return (records, max(int(r.seq) for r in rows)) if with_seq else records
 
     @staticmethod
     def _info(row: Any) -> StudyInfo:
@@ -346,13 +351,26 @@ class SQLStorage(Storage):
             return {n: loads(s) for n, s in conn.execute(sa.select(p.name, p.spec).where(p.study_id == study_id))}
 
     # -- trials -------------------------------------------------------------------------------------------
-    def _insert_trial(self, conn: Connection, study_id: int, state: TrialState, **values: Any) -> tuple[int, int]:
+    def _insert_trial(
+        self,
+        conn: Connection,
+        study_id: int,
+        state: TrialState,
+        *,
+        created_at: float,
+        started_at: float | None = None,
+        worker: str | None = None,
+        fixed: str | None = None,
+    ) -> tuple[int, int]:
         seq, next_number = self._bump(conn, study_id, new_number=True)
         number = next_number - 1
         tid = conn.execute(
-            sa.insert(S.trials)
-            .values(study_id=study_id, number=number, state=state.value, seq=seq, **values)
-            .returning(S.trials.c.id)
+            self._q.insert_trial,
+            {
+                "b_sid": study_id, "b_number": number, "b_state": state.value, "b_seq": seq,
+                "b_created": created_at, "b_started": started_at, "b_worker": worker, "b_fixed": fixed,
+                "b_beat": started_at is not None,
+            },
         ).scalar_one()
         return int(tid), number
 
@@ -363,34 +381,27 @@ class SQLStorage(Storage):
             _tid, number = self._insert_trial(conn, study_id, TrialState.WAITING, fixed=text, created_at=now)
         return TrialRecord(number=number, state=TrialState.WAITING, created_at=now, fixed=loads(text))
 
-    def start_trial(self, study_id: int, worker: str, params: Mapping[str, Any] | None = None) -> TrialRecord:
+    def start_trial(
+        self, study_id: int, worker: str, params: Mapping[str, Any] | None = None, *, claim: bool = True
+    ) -> TrialRecord:
         t = S.trials.c
         now = time.time()
         clean = {k: dumps(v, f"parameter {k!r}") for k, v in (params or {}).items()}
         for k in clean:
             check_key("a parameter name", k)
         with self._tx(write=True) as conn:
-            while True:
-                waiting = conn.execute(
-                    sa.select(t.id)
-                    .where(t.study_id == study_id, t.state == TrialState.WAITING.value)
-                    .order_by(t.number)
-                    .limit(1)
-                ).scalar()
+            while claim:
+                waiting = conn.execute(self._q.first_waiting, {"b_sid": study_id}).scalar()
                 if waiting is None:
                     break
                 seq, _ = self._bump(conn, study_id)
                 claimed = conn.execute(
-                    sa.update(S.trials)
-                    .where(t.id == waiting, t.state == TrialState.WAITING.value)
-                    .values(state=TrialState.RUNNING.value, started_at=now, worker=worker,
-                            heartbeat_at=self._now(), seq=seq)
+                    self._q.claim, {"b_id": waiting, "b_now": now, "b_worker": worker, "b_seq": seq}
                 ).rowcount
                 if claimed == 1:  # exactly one worker takes it
                     return self._records(conn, t.id == waiting)[0]
             tid, number = self._insert_trial(
                 conn, study_id, TrialState.RUNNING, created_at=now, started_at=now, worker=worker,
-                heartbeat_at=self._now(),
             )
             if clean:
                 conn.execute(
@@ -441,38 +452,26 @@ class SQLStorage(Storage):
         value: float | None = None,
         reason: str | None = None,
         traceback: str | None = None,
-    ) -> TrialRecord:
+    ) -> None:
         check_finish(number, state, value)
-        t = S.trials.c
         allowed = [TrialState.RUNNING.value] + ([TrialState.WAITING.value] if state is TrialState.FAILED else [])
         with self._tx(write=True) as conn:
             seq, _ = self._bump(conn, study_id)
             row = conn.execute(
-                sa.update(S.trials)
-                .where(t.study_id == study_id, t.number == number, t.state.in_(allowed))
-                .values(state=state.value, value=value, reason=reason, traceback=traceback,
-                        finished_at=time.time(), seq=seq)
-                .returning(t.id)
+                self._q.finish,
+                {
+                    "b_sid": study_id, "b_number": number, "b_allowed": allowed, "b_state": state.value,
+                    "b_value": value, "b_reason": reason, "b_tb": traceback, "b_now": time.time(), "b_seq": seq,
+                },
             ).first()
             if row is None:
                 self._raise_not_running(conn, study_id, number)
-            return self._records(conn, t.id == row[0])[0]  # type: ignore[index]
 
     def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:
         if not numbers:
             return []
-        t = S.trials.c
         with self._tx(write=True) as conn:
-            alive = {
-                n
-                for (n,) in conn.execute(
-                    sa.update(S.trials)
-                    .where(t.study_id == study_id, t.number.in_(list(numbers)),
-                           t.state == TrialState.RUNNING.value)
-                    .values(heartbeat_at=self._now())
-                    .returning(t.number)
-                )
-            }
+            alive = {n for (n,) in conn.execute(self._q.heartbeat, {"b_sid": study_id, "b_numbers": list(numbers)})}
         return [n for n in numbers if n not in alive]
 
     def reap(self, study_id: int, grace: float) -> list[int]:
@@ -498,12 +497,8 @@ class SQLStorage(Storage):
     def read_trials(self, study_id: int, cursor: int = 0) -> tuple[list[TrialRecord], int]:
         t = S.trials.c
         with self._tx(write=False) as conn:
-            where = (t.study_id == study_id) & (t.seq > cursor)
-            top = conn.execute(sa.select(sa.func.max(t.seq)).where(where)).scalar()
-            if top is None:
-                return [], cursor
-            records = self._records(conn, where & (t.seq <= top))
-        return records, int(top)
+            records, top = self._records(conn, (t.study_id == study_id) & (t.seq > cursor), with_seq=True)
+        return records, max(cursor, top)
 
     def get_trial(self, study_id: int, number: int) -> TrialRecord:
         t = S.trials.c
@@ -512,6 +507,63 @@ class SQLStorage(Storage):
         if not found:
             raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
         return found[0]
+
+
+class _Statements:
+    """The hot-path statements, built once (building SQLAlchemy expressions per call costs more than running them)."""
+
+    def __init__(self, now: Any) -> None:
+        st, t = S.studies.c, S.trials.c
+        b = sa.bindparam
+        running = TrialState.RUNNING.value
+        self.bump = (
+            sa.update(S.studies).where(st.id == b("b_sid")).values(seq=st.seq + 1).returning(st.seq, st.next_number)
+        )
+        self.bump_number = (
+            sa.update(S.studies)
+            .where(st.id == b("b_sid"))
+            .values(seq=st.seq + 1, next_number=st.next_number + 1)
+            .returning(st.seq, st.next_number)
+        )
+        self.touch = (
+            sa.update(S.trials)
+            .where(t.study_id == b("b_sid"), t.number == b("b_number"), t.state == running)
+            .values(seq=b("b_seq"))
+            .returning(t.id)
+        )
+        self.first_waiting = (
+            sa.select(t.id)
+            .where(t.study_id == b("b_sid"), t.state == TrialState.WAITING.value)
+            .order_by(t.number)
+            .limit(1)
+        )
+        self.claim = (
+            sa.update(S.trials)
+            .where(t.id == b("b_id"), t.state == TrialState.WAITING.value)
+            .values(state=running, started_at=b("b_now"), worker=b("b_worker"), heartbeat_at=now, seq=b("b_seq"))
+        )
+        self.insert_trial = (
+            sa.insert(S.trials)
+            .values(
+                study_id=b("b_sid"), number=b("b_number"), state=b("b_state"), seq=b("b_seq"),
+                created_at=b("b_created"), started_at=b("b_started"), worker=b("b_worker"), fixed=b("b_fixed"),
+                heartbeat_at=sa.case((b("b_beat", type_=sa.Boolean), now), else_=sa.null()),
+            )
+            .returning(t.id)
+        )
+        self.finish = (
+            sa.update(S.trials)
+            .where(t.study_id == b("b_sid"), t.number == b("b_number"), t.state.in_(b("b_allowed", expanding=True)))
+            .values(state=b("b_state"), value=b("b_value", type_=S.Value), reason=b("b_reason"),
+                    traceback=b("b_tb"), finished_at=b("b_now"), seq=b("b_seq"))
+            .returning(t.id)
+        )
+        self.heartbeat = (
+            sa.update(S.trials)
+            .where(t.study_id == b("b_sid"), t.number.in_(b("b_numbers", expanding=True)), t.state == running)
+            .values(heartbeat_at=now)
+            .returning(t.number)
+        )
 
 
 def _first_line(exc: BaseException) -> str:

@@ -108,6 +108,12 @@ class StorageConformance:
         assert dict(first.fixed) == {"x": 1.5} and dict(second.fixed) == {"x": 2.5, "c": ["u", None]}
         assert first.state is TrialState.RUNNING and first.worker == "w1"
 
+    def test_start_without_claim_leaves_waiting(self, storage: Storage, study_id: int) -> None:
+        w = storage.enqueue_trial(study_id, {"x": 1}).number
+        assert storage.start_trial(study_id, "w", claim=False).number == w + 1
+        assert storage.get_trial(study_id, w).state is TrialState.WAITING
+        assert storage.start_trial(study_id, "w").number == w
+
     def test_waiting_can_be_cancelled(self, storage: Storage, study_id: int) -> None:
         n = storage.enqueue_trial(study_id, {}).number
         storage.finish_trial(study_id, n, TrialState.FAILED, reason="cancelled")
@@ -117,8 +123,8 @@ class StorageConformance:
     def test_values_round_trip_exactly(self, storage: Storage, study_id: int, value: float) -> None:
         n = storage.start_trial(study_id, "w").number
         storage.report(study_id, n, 0, value)
-        rec = storage.finish_trial(study_id, n, TrialState.COMPLETE, value)
-        for got in (rec, storage.get_trial(study_id, n)):
+        storage.finish_trial(study_id, n, TrialState.COMPLETE, value)
+        for got in (storage.get_trial(study_id, n), storage.read_trials(study_id)[0][-1]):
             assert got.value == value and math.copysign(1, got.value) == math.copysign(1, value)  # type: ignore[arg-type]
             assert got.intermediate[0] == value
 
