@@ -32,7 +32,10 @@ WORKER = Path(__file__).with_name("kill_worker.py")
 BUDGET = 500
 N_WORKERS = 8
 MID_TRIAL_KILLS = 10  # kills that hit a worker with a trial in flight (more kills land between trials)
-KILL_WINDOW = BUDGET - 100  # no kills once the study holds this many trials
+KILL_WINDOW = BUDGET - 60  # no kills once the study holds this many trials
+# a kill needs this many other workers in their optimize loop: replacements take a second or more to start
+# on 2 busy cores, and with none left looping nobody would reap (or run) the study for a while
+MIN_LOOPING = 5
 INTERVAL = 0.2  # as in kill_worker.py
 GRACE = 1.5
 DEADLINE = 85.0  # seconds for the whole run, per backend
@@ -115,7 +118,7 @@ def _run_workers(url: str, name: str, tmp: Path, seed: int) -> _Run:
                 used = sum(r.state in BUDGET_STATES for r in trials)
                 if used >= KILL_WINDOW or run.mid_trial_kills >= MID_TRIAL_KILLS:
                     next_kill = None  # no kills near the end of the budget, so the end stays clean
-                elif used >= next_kill:
+                elif used >= next_kill and len([w for w in live if _looping(w)]) > MIN_LOOPING:
                     _kill_one(url, name, tmp, rng, run, live, trials, monitor)
                     next_kill = used + rng.randint(4, 16)
             time.sleep(0.01)
@@ -128,6 +131,11 @@ def _run_workers(url: str, name: str, tmp: Path, seed: int) -> _Run:
         monitor.storage.close()
     run.ended = time.time()
     return run
+
+
+def _looping(w: _Worker) -> bool:
+    """The worker has told a result, so it is in its optimize loop (with its heartbeat thread)."""
+    return w.ledger.exists() and w.ledger.stat().st_size > 0
 
 
 def _kill_one(
@@ -143,7 +151,7 @@ def _kill_one(
     # prefer a worker with a trial in flight, then one in its optimize loop
     running = {_pid_of(r.worker) for r in trials if r.state is TrialState.RUNNING}
     busy = [w for w in live if w.proc.pid in running]
-    looping = [w for w in live if w.ledger.exists() and w.ledger.stat().st_size > 0]
+    looping = [w for w in live if _looping(w)]
     victim = rng.choice(busy or looping or live)
     time.sleep(rng.uniform(0.0, 0.02))  # a random moment of its trial
     victim.proc.send_signal(signal.SIGKILL)

@@ -185,6 +185,24 @@ def test_space_conditions() -> None:
     assert Space.from_json(space.to_json()) == space
 
 
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"kind": "choice", "choices": "abc"}, "must be a list"),
+        ({"kind": "float", "low": 0.1, "high": 1, "log": "no"}, "`log` must be True or False"),
+        ({"kind": "float", "lo": 0, "high": 1}, "unknown key 'lo' for kind 'float'"),
+        ({"kind": "choice"}, "missing key 'choices'"),
+        ({"kind": "tensor"}, "unknown parameter kind 'tensor'"),
+        ({"kind": "int", "low": 1, "high": 3, "when": ["x"]}, "`when` must map parent names"),
+        ("float", "must be a mapping"),
+    ],
+)
+def test_space_from_json_errors_name_the_parameter(spec, message: str) -> None:
+    with pytest.raises(InvalidParameterError, match=message) as err:
+        Space.from_json({"p": spec})
+    assert "'p'" in str(err.value)
+
+
 def test_space_condition_on_undeclared_parent() -> None:
     with pytest.raises(InvalidParameterError, match="conditional on 'opt', which must be declared before it"):
         Space({"momentum": Float(0, 1, when={"opt": "sgd"}), "opt": Choice(["sgd"])})

@@ -17,6 +17,7 @@ __all__ = [
     "StudyNotFoundError",
     "StudyExistsError",
     "TrialNotFoundError",
+    "NoCompleteTrialError",
     "TrialStateError",
     "TrialReapedError",
     "StopTrial",
@@ -62,6 +63,10 @@ class StudyExistsError(SelftuneError, ValueError):
 
 class TrialNotFoundError(SelftuneError, LookupError):
     """No trial of that number exists in the study."""
+
+
+class NoCompleteTrialError(SelftuneError, ValueError):
+    """A best trial was asked for, but no trial of the study has completed."""
 
 
 class TrialStateError(SelftuneError, RuntimeError):

@@ -51,6 +51,11 @@ def _fail(name: str | None, rule: str) -> InvalidParameterError:
     return InvalidParameterError(f"{rule}{where}")
 
 
+def _check_log(log: Any, name: str | None) -> None:
+    if not isinstance(log, bool | np.bool_):
+        raise _fail(name, f"`log` must be True or False, got log={log!r}")
+
+
 def _normalise_when(when: Mapping[str, Any] | None) -> dict[str, tuple[Any, ...]] | None:
     if when is None:
         return None
@@ -125,6 +130,7 @@ class Float(Param):
         object.__setattr__(self, "when", _normalise_when(self.when))
 
     def check(self, name: str | None = None) -> None:
+        _check_log(self.log, name)
         for label, bound in (("low", self.low), ("high", self.high)):
             if not _is_real(bound) or not math.isfinite(float(bound)):
                 raise _fail(name, f"`{label}` must be a finite number, got {label}={bound!r}")
@@ -221,6 +227,7 @@ class Int(Param):
         object.__setattr__(self, "when", _normalise_when(self.when))
 
     def check(self, name: str | None = None) -> None:
+        _check_log(self.log, name)
         for label, bound in (("low", self.low), ("high", self.high)):
             if not _is_integral(bound):
                 raise _fail(name, f"`{label}` must be an integer, got {label}={bound!r}")
@@ -366,15 +373,30 @@ class Choice(Param):
 _KINDS: dict[str, type[Param]] = {"float": Float, "int": Int, "choice": Choice}
 
 
-def param_from_json(data: Mapping[str, Any]) -> Param:
-    """Rebuild a domain from :meth:`Param.to_json` output."""
+_FIELDS = {"float": {"low", "high", "log", "step", "when"}, "int": {"low", "high", "log", "step", "when"},
+           "choice": {"choices", "when"}}
+_REQUIRED = {"float": {"low", "high"}, "int": {"low", "high"}, "choice": {"choices"}}
+
+
+def param_from_json(data: Mapping[str, Any], name: str | None = None) -> Param:
+    """Rebuild a domain from :meth:`Param.to_json` output (or a YAML/JSON spec of the same shape)."""
+    if not isinstance(data, Mapping):
+        raise _fail(name, f"a domain must be a mapping with a `kind`, got {data!r}")
     data = dict(data)
     kind = data.pop("kind", None)
     if kind not in _KINDS:
-        raise InvalidParameterError(f"unknown parameter kind {kind!r}; expected one of {sorted(_KINDS)}")
-    if kind == "choice":
-        return Choice(tuple(data["choices"]), when=data.get("when"))
-    return _KINDS[kind](**data)
+        raise _fail(name, f"unknown parameter kind {kind!r}; expected one of {sorted(_KINDS)}")
+    unknown = sorted(set(data) - _FIELDS[kind])
+    if unknown:
+        raise _fail(name, f"unknown key {unknown[0]!r} for kind {kind!r}; expected some of {sorted(_FIELDS[kind])}")
+    missing = sorted(_REQUIRED[kind] - set(data))
+    if missing:
+        raise _fail(name, f"missing key {missing[0]!r} for kind {kind!r}")
+    if data.get("when") is not None and not isinstance(data["when"], Mapping):
+        raise _fail(name, f"`when` must map parent names to values, got {data['when']!r}")
+    param: Param = _KINDS[kind](**data)
+    param.check(name)
+    return param
 
 
 class Space(Mapping[str, Param]):
@@ -496,4 +518,4 @@ class Space(Mapping[str, Param]):
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Space:
         """Rebuild a space from :meth:`to_json` output (or a YAML/JSON spec of the same shape)."""
-        return cls({name: param_from_json(p) for name, p in data.items()})
+        return cls({name: param_from_json(p, name) for name, p in data.items()})

@@ -19,6 +19,7 @@ import numpy as np
 from selftune._heartbeat import Heartbeat
 from selftune.exceptions import (
     InvalidParameterError,
+    NoCompleteTrialError,
     ParameterConflictError,
     StudyExistsError,
     TrialStateError,
@@ -164,11 +165,11 @@ class Study:
 
     @property
     def best(self) -> TrialRecord:
-        """The best COMPLETE trial (earliest on ties); raises ValueError if none has completed."""
+        """The best COMPLETE trial (earliest on ties); raises :class:`NoCompleteTrialError` if none has."""
         self._refresh()
         best = self._best
         if best is None:
-            raise ValueError(f"study {self.name!r} has no COMPLETE trial yet")
+            raise NoCompleteTrialError(f"study {self.name!r} has no COMPLETE trial yet")
         return best
 
     @property
