@@ -1,6 +1,9 @@
 """A worker process for tests/test_kill.py: joins a study and optimizes it until the study-wide budget.
 
-Usage: python kill_worker.py STORAGE_URL STUDY_NAME BUDGET LEDGER_PATH [--linger SECONDS]
+Usage: python kill_worker.py STORAGE_URL STUDY_NAME BUDGET LEDGER_PATH [--linger SECONDS] [--standby]
+
+With ``--standby`` it does its imports, then waits for a line on stdin before it joins the study (it exits
+at end of input): the test keeps a few started ahead so a replacement for a killed worker joins at once.
 
 After every ``tell`` that returned a COMPLETE record, it appends ``number value`` (the value as ``repr``)
 to its own ledger file and fsyncs it: the ledger holds only results this worker saw stored. The test
@@ -30,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("budget", type=int)
     ap.add_argument("ledger")
     ap.add_argument("--linger", type=float, default=GRACE_PERIOD + 1.0)
+    ap.add_argument("--standby", action="store_true", help="import, then wait for a line on stdin to start")
     args = ap.parse_args(argv)
 
     logging.basicConfig(
@@ -38,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s [{os.getpid()}] %(levelname)s %(message)s",
     )
     import selftune
+    import selftune.storage.sql  # noqa: F401 - the imports a standby worker does ahead
+
+    if args.standby:
+        if args.storage.startswith("postgresql"):
+            import psycopg  # noqa: F401
+        if not sys.stdin.readline():  # end of input: not needed after all
+            return 0
 
     rng = random.Random()
     study = selftune.create_study(

@@ -482,18 +482,26 @@ SPEC_ERRORS = [
     ({"trials": _DROP}, "set `trials` (the study-wide budget) or `timeout`"),
     ({"storage": 5}, "`storage` must be a storage URL"),
     ({"space": [1, 2]}, "`space` must map parameter names to domains"),
-    ({"space": {"x": 3}}, "`space.x` must be a mapping with `kind`"),
-    ({"space": {"x": {"low": 0, "high": 1}}}, "`space.x`: `kind` must be one of ['choice', 'float', 'int'], got None"),
-    ({"space": {"x": {"kind": "real", "low": 0, "high": 1}}}, "`space.x`: `kind` must be one of"),
-    ({"space": {"x": {"kind": "float", "lo": 0, "high": 1}}}, "`space.x`: unknown key 'lo' for kind float"),
-    ({"space": {"x": {"kind": "float", "low": 0}}}, "`space.x`: missing key 'high' for kind float"),
-    ({"space": {"c": {"kind": "choice", "choices": ["a"], "low": 0}}}, "`space.c`: unknown key 'low' for kind choice"),
-    ({"space": {"c": {"kind": "choice", "choices": "abc"}}}, "`space.c`: `choices` must be a list, got 'abc'"),
+    # the domains are checked by Space.from_json, whose messages name the parameter (and the bad key)
+    ({"space": {"x": 3}}, "`space`: a domain must be a mapping with a `kind`, got 3 for parameter 'x'"),
+    ({"space": {"x": {"low": 0, "high": 1}}},
+     "`space`: unknown parameter kind None; expected one of ['choice', 'float', 'int'] for parameter 'x'"),
+    ({"space": {"x": {"kind": "real", "low": 0, "high": 1}}},
+     "`space`: unknown parameter kind 'real'; expected one of ['choice', 'float', 'int'] for parameter 'x'"),
+    ({"space": {"x": {"kind": "float", "lo": 0, "high": 1}}},
+     "`space`: unknown key 'lo' for kind 'float'; expected some of ['high', 'log', 'low', 'step', 'when'] "
+     "for parameter 'x'"),
+    ({"space": {"x": {"kind": "float", "low": 0}}}, "`space`: missing key 'high' for kind 'float' for parameter 'x'"),
+    ({"space": {"c": {"kind": "choice", "choices": ["a"], "low": 0}}},
+     "`space`: unknown key 'low' for kind 'choice'; expected some of ['choices', 'when'] for parameter 'c'"),
+    ({"space": {"c": {"kind": "choice", "choices": "abc"}}},
+     "`space`: `choices` must be a list of values, got 'abc' for parameter 'c'"),
     ({"space": {"x": {"kind": "float", "low": 1, "high": 2, "log": "no"}}},
-     "`space.x`: `log` must be true or false, got 'no'"),
-    ({"space": {"x": {"kind": ["float"], "low": 1, "high": 2}}}, "`space.x`: `kind` must be one of"),
-    ({"space": {"x": {"kind": "float", "low": 0, "high": 1, "when": "k"}}}, "`space.x`: `when` must map parent"),
-    # Space.from_json's own messages come through
+     "`space`: `log` must be True or False, got log='no' for parameter 'x'"),
+    ({"space": {"a": {"kind": "float", "low": 0, "high": 1}, "x": {"kind": ["float"], "low": 1, "high": 2}}},
+     "`space`: unknown parameter kind ['float']; expected one of ['choice', 'float', 'int'] for parameter 'x'"),
+    ({"space": {"x": {"kind": "float", "low": 0, "high": 1, "when": "k"}}},
+     "`space`: `when` must map parent names to values, got 'k' for parameter 'x'"),
     ({"space": {"x": {"kind": "float", "low": 2, "high": 1}}},
      "`space`: `low <= high` must hold, got low=2, high=1 for parameter 'x'"),
     ({"space": {"x": {"kind": "float", "low": 0, "high": 1, "log": True}}},
@@ -650,6 +658,8 @@ def test_python_dash_m(tmp_path: Path) -> None:
     assert done.returncode == 0 and f"selftune, version {selftune.__version__}" in done.stdout
     done = _sub(sys.executable, "-m", "selftune", "studies", "--storage", "memory", cwd=tmp_path)
     assert done.returncode == 0 and done.stdout.startswith("no studies in memory")
+    done = _sub(sys.executable, "-m", "selftune.cli", "--version", cwd=tmp_path)  # as when cli was a module
+    assert done.returncode == 0 and f"selftune, version {selftune.__version__}" in done.stdout
 
 
 def test_progress_bar_runs(runner: CliRunner, db: str, objdir: Path) -> None:

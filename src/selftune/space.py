@@ -72,7 +72,8 @@ class Param(ABC):
     """A parameter domain. Values map to the unit interval through :meth:`to_unit` / :meth:`from_unit`."""
 
     kind: ClassVar[str]
-    when: dict[str, tuple[Any, ...]] | None
+    #: ``{parent: allowed values}``; normalised to tuples of values on construction
+    when: Mapping[str, Any] | None
 
     @abstractmethod
     def check(self, name: str | None = None) -> None:
@@ -123,7 +124,7 @@ class Float(Param):
     high: float
     log: bool = False
     step: float | None = None
-    when: dict[str, tuple[Any, ...]] | None = field(default=None, hash=False)
+    when: Mapping[str, Any] | None = field(default=None, hash=False)
     kind: ClassVar[str] = "float"
 
     def __post_init__(self) -> None:
@@ -220,7 +221,7 @@ class Int(Param):
     high: int
     log: bool = False
     step: int = 1
-    when: dict[str, tuple[Any, ...]] | None = field(default=None, hash=False)
+    when: Mapping[str, Any] | None = field(default=None, hash=False)
     kind: ClassVar[str] = "int"
 
     def __post_init__(self) -> None:
@@ -310,7 +311,7 @@ class Choice(Param):
     """A categorical parameter: one of ``choices`` (any values that survive a JSON round trip unchanged)."""
 
     choices: Sequence[Any]
-    when: dict[str, tuple[Any, ...]] | None = field(default=None, hash=False)
+    when: Mapping[str, Any] | None = field(default=None, hash=False)
     kind: ClassVar[str] = "choice"
 
     def __post_init__(self) -> None:
@@ -384,7 +385,7 @@ def param_from_json(data: Mapping[str, Any], name: str | None = None) -> Param:
         raise _fail(name, f"a domain must be a mapping with a `kind`, got {data!r}")
     data = dict(data)
     kind = data.pop("kind", None)
-    if kind not in _KINDS:
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise _fail(name, f"unknown parameter kind {kind!r}; expected one of {sorted(_KINDS)}")
     unknown = sorted(set(data) - _FIELDS[kind])
     if unknown:

@@ -196,13 +196,13 @@ class Trial:
         step: builtins.float | None = None,
     ) -> builtins.float:
         """A real parameter in ``[low, high]`` (log-scaled or on a grid of ``step`` if asked)."""
-        return self.suggest(name, Float(low, high, log=log, step=step))  # type: ignore[no-any-return]
+        return self.suggest(name, Float(low, high, log=log, step=step))  # type: ignore[no-any-return,unused-ignore]
 
     def int(
         self, name: str, low: builtins.int, high: builtins.int, *, log: bool = False, step: builtins.int = 1
     ) -> builtins.int:
         """An integer parameter in ``[low, high]`` (log-scaled or on a grid of ``step`` if asked)."""
-        return self.suggest(name, Int(low, high, log=log, step=step))  # type: ignore[no-any-return]
+        return self.suggest(name, Int(low, high, log=log, step=step))
 
     def choice(self, name: str, choices: Sequence[Any]) -> Any:
         """One of ``choices`` (JSON-serialisable values)."""

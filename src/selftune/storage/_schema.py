@@ -11,7 +11,7 @@ import sqlalchemy as sa
 SCHEMA_VERSION = 1
 
 
-class _SQLiteExactFloat(sa.types.UserDefinedType[float]):
+class _SQLiteExactFloat(sa.types.UserDefinedType):
     """A float column without REAL affinity: SQLite stores integral REALs as integers, losing -0.0."""
 
     cache_ok = True
@@ -22,12 +22,12 @@ class _SQLiteExactFloat(sa.types.UserDefinedType[float]):
     def bind_processor(self, dialect: object) -> None:
         return None
 
-    def result_processor(self, dialect: object, coltype: object):  # type: ignore[no-untyped-def]
+    def result_processor(self, dialect: object, coltype: object):
         return lambda v: None if v is None else float(v)
 
 
 #: objective and reported values: exact doubles, ±inf and -0.0 included, on every backend
-Value = sa.Double().with_variant(_SQLiteExactFloat(), "sqlite")
+Value: sa.types.TypeEngine[float] = sa.Double().with_variant(_SQLiteExactFloat(), "sqlite")
 
 metadata = sa.MetaData()
 

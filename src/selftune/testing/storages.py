@@ -125,7 +125,7 @@ class StorageConformance:
         storage.report(study_id, n, 0, value)
         storage.finish_trial(study_id, n, TrialState.COMPLETE, value)
         for got in (storage.get_trial(study_id, n), storage.read_trials(study_id)[0][-1]):
-            assert got.value == value and math.copysign(1, got.value) == math.copysign(1, value)  # type: ignore[arg-type]
+            assert got.value == value and math.copysign(1, got.value) == math.copysign(1, value)
             assert got.intermediate[0] == value
 
     def test_nan_never_completes(self, storage: Storage, study_id: int) -> None:

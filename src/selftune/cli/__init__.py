@@ -1,0 +1,361 @@
+"""The ``selftune`` command: run a study from a YAML spec, and list, inspect, export or delete studies.
+
+Every command takes ``--storage URL``; without it the storage is ``$SELFTUNE_STORAGE`` or
+``sqlite:///selftune.db`` in the working directory. Errors from selftune print one line ``error: ...``
+and exit with status 1; a malformed spec or command line exits with status 2.
+
+The run spec (its loader and checks) lives in :mod:`selftune.cli._spec`, the output formatting in
+:mod:`selftune.cli._format`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from selftune import __version__
+from selftune.cli._format import (
+    count_states,
+    fmt_counts,
+    fmt_duration,
+    fmt_params,
+    fmt_time,
+    fmt_value,
+    json_number,
+    line,
+    new_console,
+    ordered,
+    rank_complete,
+)
+from selftune.cli._spec import (
+    SAMPLERS,
+    RunSpec,
+    import_objective,
+    import_path,
+    load_spec,
+    spec_error,
+)
+from selftune.cli._spec import yaml_load as yaml_load
+from selftune.exceptions import SelftuneError, StorageURLError
+from selftune.storage import DEFAULT_STORAGE, Storage, get_storage
+from selftune.study import Study, create_study, load_study
+from selftune.trial import TrialState
+
+__all__ = ["cli", "main", "RunSpec", "load_spec"]
+
+
+# -- errors ---------------------------------------------------------------------------------------------------
+class Failure(click.ClickException):
+    """A runtime error (a selftune error, a failed objective): one line ``error: ...`` and status 1."""
+
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+class _Group(click.Group):
+    """Turns every :class:`SelftuneError` raised by a command into a :class:`Failure`: no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SelftuneError as exc:
+            raise Failure(str(exc)) from None
+
+
+# -- storage --------------------------------------------------------------------------------------------------
+def _storage_text(url: str | None) -> str:
+    return url if url is not None else (os.environ.get("SELFTUNE_STORAGE") or DEFAULT_STORAGE)
+
+
+def _sqlite_file(text: str) -> Path | None:
+    """The file an SQLite storage text points at, or None when it is not a plain SQLite file URL."""
+    if "://" not in text:
+        return Path(text) if text.endswith((".db", ".sqlite", ".sqlite3")) else None
+    if not text.startswith("sqlite"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(text)
+    except Exception:  # noqa: BLE001 - get_storage reports the malformed URL
+        return None
+    if url.database in (None, "", ":memory:") or url.query.get("uri"):
+        return None
+    return Path(url.database)
+
+
+@contextlib.contextmanager
+def _open_storage(url: str | None, *, must_exist: bool) -> Iterator[Storage]:
+    """The storage named by ``url``; with ``must_exist``, a missing SQLite file is an error, not created."""
+    text = _storage_text(url)
+    if must_exist:
+        path = _sqlite_file(text)
+        if path is not None and not path.exists():
+            raise StorageURLError(
+                f"no SQLite database at {str(path)!r} (storage {text!r}); "
+                "check --storage or $SELFTUNE_STORAGE, or run a study first"
+            )
+    storage = get_storage(text)
+    try:
+        yield storage
+    finally:
+        storage.close()
+
+
+@contextlib.contextmanager
+def _open_study(url: str | None, name: str) -> Iterator[Study]:
+    with _open_storage(url, must_exist=True) as storage, load_study(name, storage=storage) as study:
+        yield study
+
+
+def _storage_option(help_extra: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--storage",
+        "storage",
+        metavar="URL",
+        default=None,
+        help="Storage URL: sqlite:///path.db, postgresql://user@host/db or memory "
+        f"[default: $SELFTUNE_STORAGE or {DEFAULT_STORAGE}]{help_extra}",
+    )
+
+
+# -- the command group ----------------------------------------------------------------------------------------
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="selftune")
+def cli() -> None:
+    """selftune: hyperparameter optimization with durable studies."""
+
+
+@cli.command()
+@_storage_option()
+def studies(storage: str | None) -> None:
+    """List the studies in the storage."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console = new_console()
+    with _open_storage(storage, must_exist=True) as st:
+        summaries = st.list_studies()
+        url = st.url
+    if not summaries:
+        line(console, f"no studies in {url}")
+        return
+    line(console, f"studies in {url}")
+    table = Table()
+    for col, justify in (("name", "left"), ("direction", "left"), ("trials", "left"), ("best", "right"),
+                         ("created", "left")):
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for s in summaries:
+        table.add_row(
+            Text(s.info.name),
+            s.info.direction,
+            fmt_counts(s.counts),
+            fmt_value(s.best_value),
+            fmt_time(s.info.created_at),
+        )
+    console.print(table)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--top", default=10, show_default=True, type=click.IntRange(min=1),
+              help="How many of the best COMPLETE trials to list.")
+@_storage_option()
+def show(name: str, top: int, storage: str | None) -> None:
+    """Summarise study NAME and list its best trials."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console = new_console()
+    with _open_study(storage, name) as study:
+        info = study.storage.get_study(name)
+        history = study.history()
+        records = list(history.trials)
+        url = study.storage.url
+        space = study.space
+        params = list(space) if space is not None else list(history.params)
+    ranked = rank_complete(records, study.direction)
+    rows = [
+        ("study", name),
+        ("storage", url),
+        ("direction", study.direction),
+        ("created", fmt_time(info.created_at)),
+        ("space", (", ".join(params) or "-") + (" (declared)" if space is not None else " (define-by-run)")),
+        ("trials", fmt_counts(count_states(records))),
+        ("best", f"{fmt_value(ranked[0].value)} (trial {ranked[0].number})" if ranked else "- (no COMPLETE trial)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        line(console, f"{key:<{width}}  {value}")
+    if not ranked:
+        return
+    shown = ranked[:top]
+    table = Table(title=Text(f"best {len(shown)} of {len(ranked)} complete trials"), title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("value", justify="right")
+    table.add_column("params", overflow="fold")
+    table.add_column("duration", justify="right")
+    for r in shown:
+        params_text = fmt_params(ordered(r.params, space))
+        table.add_row(str(r.number), fmt_value(r.value), Text(params_text), fmt_duration(r.duration))
+    console.print()
+    console.print(table)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (study, direction, number, value, params).")
+@_storage_option()
+def best(name: str, as_json: bool, storage: str | None) -> None:
+    """Print the best trial of study NAME."""
+    with _open_study(storage, name) as study:
+        try:
+            record = study.best
+        except ValueError:
+            raise Failure(f"study {name!r} has no COMPLETE trial yet") from None
+        direction = study.direction
+        params = ordered(record.params, study.space)
+    if as_json:
+        doc = {
+            "study": name,
+            "direction": direction,
+            "number": record.number,
+            "value": json_number(record.value),
+            "params": params,
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(f"trial   {record.number}")
+    click.echo(f"value   {record.value!r}")
+    click.echo("params" + ("" if params else "  -"))
+    for key, value in params.items():
+        click.echo(f"  {key}: {value if isinstance(value, str) else json.dumps(value)}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default=None,
+              help="File format [default: from the file's suffix].")
+@_storage_option()
+def export(name: str, output: Path, fmt: str | None, storage: str | None) -> None:
+    """Write the trials of study NAME to a CSV or JSON file."""
+    with _open_study(storage, name) as study:
+        try:
+            path = study.export(output, fmt)
+        except OSError as exc:
+            raise Failure(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
+        n = len(study.trials)
+    click.echo(f"wrote {n} trial(s) of study {name!r} to {path}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@_storage_option()
+def delete(name: str, yes: bool, storage: str | None) -> None:
+    """Delete study NAME and all its trials."""
+    with _open_storage(storage, must_exist=True) as st:
+        info = st.get_study(name)
+        n = len(st.read_trials(info.id)[0])
+        if not yes:
+            click.confirm(f"Delete study {name!r} and its {n} trial(s) from {st.url}?", abort=True)
+        st.delete_study(name)
+    click.echo(f"deleted study {name!r} ({n} trial(s))")
+
+
+# -- run ------------------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("spec_path", metavar="SPEC.yaml", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_storage_option(help_extra="; overrides the spec's `storage`")
+@click.option("--trials", type=click.IntRange(min=0), default=None,
+              help="Study-wide trial budget; overrides the spec's `trials`.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Stop starting trials after this many seconds; overrides the spec's `timeout`.")
+@click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
+def run(spec_path: Path, storage: str | None, trials: int | None, timeout: float | None, no_progress: bool) -> None:
+    """Run (or resume) the study described by SPEC.yaml.
+
+    \b
+    study: digits-svm                 # the study's name (required)
+    storage: sqlite:///selftune.db    # optional; --storage overrides it
+    direction: maximize               # minimize (default) | maximize
+    trials: 30                        # the study-wide budget: a rerun resumes up to it
+    timeout: 600                      # optional, seconds
+    sampler: {name: sobol, seed: 0}   # random (default) | sobol
+    objective: my_objective:objective # module:function (required)
+    space:                            # optional declared space
+      C: {kind: float, low: 0.001, high: 1000, log: true}
+      kernel: {kind: choice, choices: [rbf, linear]}
+      gamma: {kind: float, low: 0.0001, high: 1, log: true, when: {kernel: rbf}}
+
+    The objective's module is imported with the spec's directory and the working directory on sys.path.
+    A relative SQLite path (sqlite:///selftune.db) is relative to the working directory. The objective
+    gets a Trial; with a declared space, trial.params holds the values chosen for it.
+    """
+    spec = load_spec(spec_path)
+    budget = trials if trials is not None else spec.trials
+    limit = timeout if timeout is not None else spec.timeout
+    if budget is None and limit is None:
+        raise spec_error(spec.path, "set `trials` (the study-wide budget) or `timeout`, or pass --trials")
+    console = new_console()
+    with import_path(spec.path.resolve().parent, Path.cwd()):
+        objective = import_objective(spec)
+        sampler = SAMPLERS[spec.sampler](seed=spec.seed)
+        with contextlib.ExitStack() as stack:
+            st = get_storage(storage if storage is not None else spec.storage)
+            stack.callback(st.close)
+            study = stack.enter_context(
+                create_study(spec.study, storage=st, direction=spec.direction, space=spec.space, sampler=sampler)
+            )
+            done = len(study.trials)
+            plan = f"budget {budget} trial(s)" if budget is not None else "no trial budget"
+            if limit is not None:
+                plan += f", timeout {limit:g}s"
+            line(console, f"study {spec.study!r} ({spec.direction}) in {st.url}: {done} trial(s) so far; {plan}")
+            try:
+                study.optimize(objective, trials=budget, timeout=limit, progress=not no_progress)
+            except KeyboardInterrupt:
+                click.echo("interrupted: the running trial is recorded as FAILED; rerun to resume", err=True)
+                raise click.exceptions.Exit(130) from None
+            except SelftuneError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the objective raised: show its traceback, then one line
+                click.echo("".join(traceback.format_exception(exc)).rstrip(), err=True)
+                failed = [r for r in study.trials if r.state is TrialState.FAILED and r.worker == study.worker]
+                which = f"trial {failed[-1].number}" if failed else "a trial"
+                raise Failure(
+                    f"the objective raised {type(exc).__name__}: {exc} ({which} is recorded as FAILED; "
+                    "rerun to resume)"
+                ) from None
+            _summary(console, study)
+
+
+def _summary(console: Any, study: Study) -> None:
+    records = study.trials
+    ranked = rank_complete(records, study.direction)
+    line(console, f"trials       {fmt_counts(count_states(records))}")
+    if not ranked:
+        line(console, "best value   - (no COMPLETE trial)")
+        return
+    top = ranked[0]
+    line(console, f"best value   {top.value!r} (trial {top.number})")
+    params = ordered(top.params, study.space)
+    line(console, "best params" + ("  -" if not params else ""))
+    for key, value in params.items():
+        line(console, f"  {key}: {value if isinstance(value, str) else json.dumps(value)}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``selftune`` console script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="selftune")
