@@ -30,7 +30,7 @@ from selftune.exceptions import (
     TrialStateError,
 )
 from selftune.history import History
-from selftune.samplers import RandomSampler, Sampler, SobolSampler
+from selftune.samplers import RandomSampler, Sampler, SobolSampler, TPESampler
 from selftune.space import Choice, Float, Int, Param, Space
 from selftune.storage import MemoryStorage, Storage, get_storage
 from selftune.study import Study, create_study, delete_study, list_studies, load_study
@@ -56,6 +56,7 @@ __all__ = [
     "Sampler",
     "RandomSampler",
     "SobolSampler",
+    "TPESampler",
     "Storage",
     "MemoryStorage",
     "get_storage",

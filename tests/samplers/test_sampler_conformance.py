@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selftune.samplers import RandomSampler, SobolSampler
+from selftune.samplers import RandomSampler, SobolSampler, TPESampler
 from selftune.testing import SamplerConformance
 
 
@@ -18,3 +18,15 @@ class TestSobolSampler(SamplerConformance):
     @pytest.fixture
     def make_sampler(self):  # type: ignore[no-untyped-def]
         return lambda seed: SobolSampler(seed=seed)
+
+
+class TestTPESampler(SamplerConformance):
+    @pytest.fixture
+    def make_sampler(self):  # type: ignore[no-untyped-def]
+        return lambda seed: TPESampler(seed=seed, n_startup=3)
+
+
+class TestUnivariateTPESampler(SamplerConformance):
+    @pytest.fixture
+    def make_sampler(self):  # type: ignore[no-untyped-def]
+        return lambda seed: TPESampler(seed=seed, n_startup=3, multivariate=False)

@@ -5,5 +5,6 @@ from __future__ import annotations
 from selftune.samplers._base import Sampler
 from selftune.samplers.qmc import SobolSampler
 from selftune.samplers.random import RandomSampler
+from selftune.samplers.tpe import TPESampler
 
-__all__ = ["Sampler", "RandomSampler", "SobolSampler"]
+__all__ = ["Sampler", "RandomSampler", "SobolSampler", "TPESampler"]

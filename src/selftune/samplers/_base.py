@@ -8,9 +8,16 @@ from typing import Any
 import numpy as np
 
 from selftune.history import History
-from selftune.space import Param, Space
+from selftune.space import Param, Space, param_from_json
 
-__all__ = ["Sampler"]
+__all__ = ["Sampler", "alone"]
+
+
+def alone(name: str, param: Param) -> Space:
+    """A one-parameter space of ``param`` without its condition (its parents are not in the space)."""
+    if not param.when:
+        return Space({name: param})
+    return Space({name: param_from_json({k: v for k, v in param.to_json().items() if k != "when"}, name)})
 
 
 class Sampler(ABC):
@@ -29,7 +36,7 @@ class Sampler(ABC):
 
     def propose_param(self, history: History, name: str, param: Param, *, rng: np.random.Generator) -> Any:
         """A value for one parameter first seen inside the objective (define-by-run)."""
-        return self.propose(history, Space({name: param}), 1, rng=rng)[0][name]
+        return self.propose(history, alone(name, param), 1, rng=rng)[0][name]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(seed={self.seed!r})"
