@@ -30,7 +30,7 @@ from selftune.exceptions import (
     TrialStateError,
 )
 from selftune.history import History
-from selftune.samplers import RandomSampler, Sampler, SobolSampler, TPESampler
+from selftune.samplers import CMAESSampler, RandomSampler, Sampler, SobolSampler, TPESampler
 from selftune.space import Choice, Float, Int, Param, Space
 from selftune.storage import MemoryStorage, Storage, get_storage
 from selftune.study import Study, create_study, delete_study, list_studies, load_study
@@ -57,6 +57,7 @@ __all__ = [
     "RandomSampler",
     "SobolSampler",
     "TPESampler",
+    "CMAESSampler",
     "Storage",
     "MemoryStorage",
     "get_storage",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selftune.samplers import RandomSampler, SobolSampler, TPESampler
+from selftune.samplers import CMAESSampler, RandomSampler, SobolSampler, TPESampler
 from selftune.testing import SamplerConformance
 
 
@@ -30,3 +30,9 @@ class TestUnivariateTPESampler(SamplerConformance):
     @pytest.fixture
     def make_sampler(self):  # type: ignore[no-untyped-def]
         return lambda seed: TPESampler(seed=seed, n_startup=3, multivariate=False)
+
+
+class TestCMAESSampler(SamplerConformance):
+    @pytest.fixture
+    def make_sampler(self):  # type: ignore[no-untyped-def]
+        return lambda seed: CMAESSampler(seed=seed, fallback=TPESampler(seed=seed, n_startup=3))
