@@ -209,6 +209,9 @@ class Study:
             known = self._params.get(name)
             if known is None and self.space is not None and name in self.space:
                 known = self.space[name]
+        if known is not None and known == param:  # the same domain as registered: checked already
+            return known
+        param.check(name)
         if known is None:
             spec = {k: v for k, v in param.to_json().items() if k != "when"}
             known = param_from_json(self._storage.define_param(self._id, name, spec))
@@ -245,7 +248,7 @@ class Study:
     def _on_lost(self, number: int) -> None:
         trial = self._live.get(number)
         if trial is not None:
-            trial._reaped.set()
+            trial._reaped = True
 
     # -- ask / tell ---------------------------------------------------------------------------------------
     def ask(self, fixed: Mapping[str, Any] | None = None) -> Trial:
@@ -397,10 +400,19 @@ def _stable_hash(text: str) -> int:
 
 
 def _rng(seed: int | None, position: int, salt: tuple[int, ...] = ()) -> np.random.Generator:
-    """The generator for the ask at ``position``: reproducible under a seed, fresh entropy without one."""
+    """The generator for the ask at ``position``: reproducible under a seed, fresh entropy without one.
+
+    Under a seed, a counter-based Philox stream keyed by (seed, position): independent streams, and
+    cheaper to build than hashing a seed sequence on every ask.
+    """
     if seed is None:
-        return np.random.default_rng()
-    return np.random.default_rng([int(seed), int(position), *salt])
+        return _UNSEEDED
+    key = ((int(seed) % 2**64) << 64) | (int(position) % 2**64)
+    words = [int(x) % 2**64 for x in salt[:2]] + [0] * (2 - len(salt[:2]))
+    return np.random.Generator(np.random.Philox(key=key, counter=[0, 0, *words]))
+
+
+_UNSEEDED = np.random.default_rng()
 
 
 def create_study(

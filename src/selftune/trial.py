@@ -6,7 +6,6 @@ import builtins
 import enum
 import math
 import numbers
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -124,7 +123,8 @@ def check_value(value: Any, what: str) -> float:
 class TrialRecorder(Protocol):
     """The narrow interface a live :class:`Trial` records through; its study provides it."""
 
-    def _define(self, trial: Trial, name: str, param: Param) -> Param: ...
+    def _define(self, trial: Trial, name: str, param: Param) -> Param:
+        """Check ``param`` and register it, or raise if ``name`` has another domain; return the domain."""
 
     def _suggest(self, trial: Trial, name: str, param: Param) -> Any: ...
 
@@ -158,7 +158,7 @@ class Trial:
         self._proposal: dict[str, Any] = dict(proposal or {})
         self._intermediate: dict[builtins.int, builtins.float] = {}
         self._user_attrs: dict[str, Any] = {}
-        self._reaped = threading.Event()
+        self._reaped = False  # set by the heartbeat thread when the storage no longer holds it RUNNING
 
     def __repr__(self) -> str:
         return f"Trial(number={self.number}, params={self._params!r})"
@@ -183,8 +183,7 @@ class Trial:
         self._check_alive()
         if not isinstance(name, str) or not name:
             raise InvalidParameterError(f"parameter names must be non-empty strings, got {name!r}")
-        param.check(name)
-        param = self._recorder._define(self, name, param)
+        param = self._recorder._define(self, name, param)  # checks the definition and its consistency
         if name in self._params:
             return self._params[name]
         value = self._recorder._suggest(self, name, param)
@@ -247,7 +246,7 @@ class Trial:
         raise StopTrial(f"trial {self.number} stopped")
 
     def _check_alive(self) -> None:
-        if self._reaped.is_set():
+        if self._reaped:
             raise TrialReapedError(
                 f"trial {self.number} was marked FAILED (heartbeat lost) while this worker still ran it; "
                 "it stops here. Raise the grace period if steps take longer than it."

@@ -26,13 +26,41 @@ from selftune.trial import TrialRecord, TrialState
 
 __all__ = ["MemoryStorage"]
 
+_SCALARS = (str, int, float, bool, type(None))
 
-@dataclass
+
+def _json_copy(values: dict[str, Any], what: str) -> dict[str, Any]:
+    """``values`` as they come back from JSON (scalars need no round trip)."""
+    if all(type(v) in _SCALARS for v in values.values()) and all(type(k) is str for k in values):
+        return values
+    return loads(dumps(values, what))
+
+
 class _Trial:
-    record: TrialRecord
-    seq: int
-    heartbeat_at: float | None = None
-    fixed: dict[str, Any] = field(default_factory=dict)
+    """A trial's mutable state; :attr:`record` builds the frozen record once per change."""
+
+    __slots__ = ("fields", "seq", "heartbeat_at", "fixed", "_record")
+
+    def __init__(self, fields: dict[str, Any], seq: int) -> None:
+        self.fields = fields
+        self.seq = seq
+        self.heartbeat_at: float | None = None
+        self.fixed: dict[str, Any] = {}
+        self._record: TrialRecord | None = None
+
+    @property
+    def state(self) -> TrialState:
+        return self.fields["state"]
+
+    def update(self, **changes: Any) -> None:
+        self.fields.update(changes)
+        self._record = None
+
+    @property
+    def record(self) -> TrialRecord:
+        if self._record is None:
+            self._record = TrialRecord(**self.fields, fixed=dict(self.fixed))
+        return self._record
 
 
 @dataclass
@@ -47,8 +75,9 @@ class _Study:
 
     def touch(self, t: _Trial) -> None:
         t.seq = self.seq
-        self.recent[t.record.number] = None
-        self.recent.move_to_end(t.record.number)
+        number = t.fields["number"]
+        self.recent[number] = None
+        self.recent.move_to_end(number)
 
 
 class MemoryStorage(Storage):
@@ -75,15 +104,14 @@ class MemoryStorage(Storage):
 
     def _running(self, study: _Study, number: int) -> _Trial:
         t = self._trial(study, number)
-        if t.record.state is not TrialState.RUNNING:
-            raise finished_error(number, t.record.state, t.record.reason)
+        if t.state is not TrialState.RUNNING:
+            raise finished_error(number, t.state, t.fields.get("reason"))
         return t
 
     def _bump(self, study: _Study, t: _Trial, **changes: Any) -> None:
         study.seq += 1
         study.touch(t)
-        if changes:
-            t.record = replace(t.record, **changes)
+        t.update(**changes)
 
     # -- studies ------------------------------------------------------------------------------------
     def create_study(self, name: str, direction: str, space: Mapping[str, Any] | None) -> StudyInfo:
@@ -109,11 +137,11 @@ class MemoryStorage(Storage):
             for s in self._studies.values():
                 counts: dict[str, int] = {}
                 for t in s.trials:
-                    counts[t.record.state.value] = counts.get(t.record.state.value, 0) + 1
-                done = [t.record.value for t in s.trials if t.record.state is TrialState.COMPLETE]
+                    counts[t.state.value] = counts.get(t.state.value, 0) + 1
+                done = [t.fields["value"] for t in s.trials if t.state is TrialState.COMPLETE]
                 best = None
                 if done:
-                    best = min(done) if s.info.direction == "minimize" else max(done)  # type: ignore[type-var]
+                    best = min(done) if s.info.direction == "minimize" else max(done)
                 out.append(StudySummary(s.info, counts, best))
             return out
 
@@ -147,8 +175,9 @@ class MemoryStorage(Storage):
     def _new(self, s: _Study, state: TrialState, **kw: Any) -> _Trial:
         now = time.time()
         s.seq += 1
-        rec = TrialRecord(number=len(s.trials), state=state, created_at=now, **kw)
-        t = _Trial(rec, s.seq)
+        fields: dict[str, Any] = {"params": {}, "intermediate": {}, "user_attrs": {}}
+        fields.update(number=len(s.trials), state=state, created_at=now, **kw)
+        t = _Trial(fields, s.seq)
         s.trials.append(t)
         s.touch(t)
         return t
@@ -159,8 +188,8 @@ class MemoryStorage(Storage):
             s = self._study(study_id)
             t = self._new(s, TrialState.WAITING)
             t.fixed = loads(text)
-            s.waiting.append(t.record.number)
-            return replace(t.record, fixed=dict(t.fixed))
+            s.waiting.append(t.fields["number"])
+            return t.record
 
     def start_trial(
         self, study_id: int, worker: str, params: Mapping[str, Any] | None = None, *, claim: bool = True
@@ -170,33 +199,33 @@ class MemoryStorage(Storage):
             now = time.time()
             while claim and s.waiting:
                 t = s.trials[s.waiting.pop(0)]
-                if t.record.state is TrialState.WAITING:
+                if t.state is TrialState.WAITING:
                     self._bump(s, t, state=TrialState.RUNNING, started_at=now, worker=worker)
                     t.heartbeat_at = now
-                    return replace(t.record, fixed=dict(t.fixed))
-            clean = loads(dumps(dict(params or {}), "parameters"))
+                    return t.record
+            clean = _json_copy(dict(params or {}), "parameters")
             t = self._new(s, TrialState.RUNNING, params=clean, started_at=now, worker=worker)
             t.heartbeat_at = now
             return t.record
 
     def set_trial_params(self, study_id: int, number: int, params: Mapping[str, Any]) -> None:
-        clean = loads(dumps(dict(params), "parameters"))
+        clean = _json_copy(dict(params), "parameters")
         with self._lock:
             s = self._study(study_id)
             t = self._running(s, number)
             for k in clean:
                 check_key("a parameter name", k)
-                if k in t.record.params:
+                if k in t.fields["params"]:
                     raise TrialStateError(f"trial {number}: parameter {k!r} is set already")
-            self._bump(s, t, params={**t.record.params, **clean})
+            self._bump(s, t, params={**t.fields["params"], **clean})
 
     def report(self, study_id: int, number: int, step: int, value: float) -> None:
         with self._lock:
             s = self._study(study_id)
             t = self._running(s, number)
-            if step in t.record.intermediate:
+            if step in t.fields["intermediate"]:
                 raise TrialStateError(f"trial {number}: step {step} is reported already")
-            self._bump(s, t, intermediate={**t.record.intermediate, int(step): float(value)})
+            self._bump(s, t, intermediate={**t.fields["intermediate"], int(step): float(value)})
 
     def set_trial_attr(self, study_id: int, number: int, key: str, value: Any) -> None:
         check_key("an attribute key", key)
@@ -204,7 +233,7 @@ class MemoryStorage(Storage):
         with self._lock:
             s = self._study(study_id)
             t = self._running(s, number)
-            self._bump(s, t, user_attrs={**t.record.user_attrs, key: loads(text)})
+            self._bump(s, t, user_attrs={**t.fields["user_attrs"], key: loads(text)})
 
     def finish_trial(
         self,
@@ -219,11 +248,9 @@ class MemoryStorage(Storage):
         with self._lock:
             s = self._study(study_id)
             t = self._trial(s, number)
-            ok = t.record.state is TrialState.RUNNING or (
-                t.record.state is TrialState.WAITING and state is TrialState.FAILED
-            )
+            ok = t.state is TrialState.RUNNING or (t.state is TrialState.WAITING and state is TrialState.FAILED)
             if not ok:
-                raise finished_error(number, t.record.state, t.record.reason)
+                raise finished_error(number, t.state, t.fields.get("reason"))
             self._bump(
                 s, t, state=state, value=value, reason=reason, traceback=traceback, finished_at=time.time()
             )
@@ -235,7 +262,7 @@ class MemoryStorage(Storage):
             now = time.time()
             for n in numbers:
                 t = self._trial(s, n)
-                if t.record.state is TrialState.RUNNING:
+                if t.state is TrialState.RUNNING:
                     t.heartbeat_at = now
                 else:
                     lost.append(n)
@@ -248,7 +275,7 @@ class MemoryStorage(Storage):
             dead = [
                 t
                 for t in s.trials
-                if t.record.state is TrialState.RUNNING and t.heartbeat_at is not None and t.heartbeat_at < cutoff
+                if t.state is TrialState.RUNNING and t.heartbeat_at is not None and t.heartbeat_at < cutoff
             ]
             if not dead:
                 return []
@@ -256,8 +283,8 @@ class MemoryStorage(Storage):
             now = time.time()
             for t in dead:
                 s.touch(t)
-                t.record = replace(t.record, state=TrialState.FAILED, reason=HEARTBEAT_LOST, finished_at=now)
-            return [t.record.number for t in dead]
+                t.update(state=TrialState.FAILED, reason=HEARTBEAT_LOST, finished_at=now)
+            return [t.fields["number"] for t in dead]
 
     def read_trials(self, study_id: int, cursor: int = 0) -> tuple[list[TrialRecord], int]:
         with self._lock:
@@ -267,12 +294,11 @@ class MemoryStorage(Storage):
                 t = s.trials[n]
                 if t.seq <= cursor:
                     break
-                out.append(replace(t.record, fixed=dict(t.fixed)) if t.fixed else t.record)
+                out.append(t.record)
             out.sort(key=lambda r: r.number)
             return out, s.seq
 
     def get_trial(self, study_id: int, number: int) -> TrialRecord:
         with self._lock:
             s = self._study(study_id)
-            t = self._trial(s, number)
-            return replace(t.record, fixed=dict(t.fixed)) if t.fixed else t.record
+            return self._trial(s, number).record
