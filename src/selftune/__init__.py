@@ -12,6 +12,8 @@ True
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from selftune.exceptions import (
     InvalidParameterError,
     InvalidValueError,
@@ -30,13 +32,25 @@ from selftune.exceptions import (
     TrialStateError,
 )
 from selftune.history import History
-from selftune.samplers import CMAESSampler, RandomSampler, Sampler, SobolSampler, TPESampler
+from selftune.samplers import AutoSampler, CMAESSampler, RandomSampler, Sampler, SobolSampler, TPESampler
 from selftune.space import Choice, Float, Int, Param, Space
 from selftune.storage import MemoryStorage, Storage, get_storage
 from selftune.study import Study, create_study, delete_study, list_studies, load_study
 from selftune.trial import Trial, TrialRecord, TrialState
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from selftune.samplers.gp import GPSampler
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GPSampler":  # lazily, like selftune.samplers.GPSampler
+        from selftune.samplers.gp import GPSampler
+
+        return GPSampler
+    raise AttributeError(f"module 'selftune' has no attribute {name!r}")
+
 
 __all__ = [
     "Study",
@@ -54,10 +68,12 @@ __all__ = [
     "Choice",
     "History",
     "Sampler",
+    "AutoSampler",
     "RandomSampler",
     "SobolSampler",
     "TPESampler",
     "CMAESSampler",
+    "GPSampler",
     "Storage",
     "MemoryStorage",
     "get_storage",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from selftune.samplers import CMAESSampler, RandomSampler, SobolSampler, TPESampler
+from selftune.samplers import AutoSampler, CMAESSampler, RandomSampler, SobolSampler, TPESampler
 from selftune.testing import SamplerConformance
 
 
@@ -36,3 +36,9 @@ class TestCMAESSampler(SamplerConformance):
     @pytest.fixture
     def make_sampler(self):  # type: ignore[no-untyped-def]
         return lambda seed: CMAESSampler(seed=seed, fallback=TPESampler(seed=seed, n_startup=3))
+
+
+class TestAutoSampler(SamplerConformance):
+    @pytest.fixture
+    def make_sampler(self):  # type: ignore[no-untyped-def]
+        return lambda seed: AutoSampler(seed=seed, n_startup=3)

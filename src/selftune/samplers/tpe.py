@@ -15,17 +15,19 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from selftune.history import History
 from selftune.samplers._base import Sampler, alone
-from selftune.samplers._parzen import Dims, Parzen
 from selftune.samplers.qmc import SobolSampler
 from selftune.samplers.random import RandomSampler
 from selftune.space import Choice, Float, Int, Param, Space
 from selftune.trial import TrialRecord, TrialState
+
+if TYPE_CHECKING:
+    from selftune.samplers import _parzen
 
 __all__ = ["TPESampler", "default_gamma"]
 
@@ -132,6 +134,8 @@ class TPESampler(Sampler):
         liars: list[np.ndarray],
     ) -> list[np.ndarray]:
         """``n`` unit-cube points for one group; each pick joins the bad set before the next (constant liar)."""
+        from selftune.samplers._parzen import Dims, Parzen  # SciPy's special functions, on first use
+
         is_cat = np.array([isinstance(p, Choice) for p in group])
         dims = Dims(
             cells=np.array([_cells(p) for p, c in zip(group, is_cat, strict=True) if not c], dtype=int),
@@ -173,7 +177,7 @@ def _groups(present: np.ndarray) -> list[list[int]]:
     return list(groups.values())
 
 
-def _split(X: np.ndarray, is_cat: np.ndarray, dims: Dims) -> tuple[np.ndarray, np.ndarray]:
+def _split(X: np.ndarray, is_cat: np.ndarray, dims: _parzen.Dims) -> tuple[np.ndarray, np.ndarray]:
     """Unit-cube rows → (numeric columns, category indices)."""
     Xn = X[:, ~is_cat]
     U = X[:, is_cat]
@@ -181,7 +185,7 @@ def _split(X: np.ndarray, is_cat: np.ndarray, dims: Dims) -> tuple[np.ndarray, n
     return Xn, Xc.reshape(X.shape[0], int(is_cat.sum()))
 
 
-def _join(un: np.ndarray, uc: np.ndarray, is_cat: np.ndarray, dims: Dims) -> np.ndarray:
+def _join(un: np.ndarray, uc: np.ndarray, is_cat: np.ndarray, dims: _parzen.Dims) -> np.ndarray:
     """(numeric, category indices) → one unit-cube row."""
     u = np.empty(is_cat.shape[0])
     u[~is_cat] = un

@@ -1,0 +1,93 @@
+"""The default sampler: picks the algorithm by budget, dimension, parameter types and parallelism.
+
+Rules (each a deterministic function of the history and the space, so a resumed or parallel study makes the
+same choice; the benchmark numbers behind them are in ``docs/benchmarks.md``):
+
+1. Fewer complete trials than ``n_startup``: scrambled Sobol points (space-filling, reproducible under a seed).
+2. Up to ``gp_max_trials`` complete trials and at most ``gp_max_dims`` parameters: Gaussian-process BO
+   (log EI with a noisy incumbent; batches and pending trials handled by kriging believer). This is where a
+   model pays most: few, expensive trials.
+3. Beyond that, a space with conditional or categorical parameters (or parameters that appear in only some
+   trials of a define-by-run study): TPE, whose cost grows linearly with the trials.
+4. Otherwise (numeric parameters only, many trials): CMA-ES, warm-started by every trial so far.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from selftune.history import History
+from selftune.samplers._base import Sampler
+from selftune.samplers.cmaes import CMAESSampler
+from selftune.samplers.qmc import SobolSampler
+from selftune.samplers.random import RandomSampler
+from selftune.samplers.tpe import TPESampler
+from selftune.space import Choice, Param, Space
+
+__all__ = ["AutoSampler"]
+
+
+class AutoSampler(Sampler):
+    """Sobol start → GP for small budgets → TPE (tree-shaped or categorical spaces) or CMA-ES (numeric)."""
+
+    def __init__(
+        self,
+        *,
+        seed: int | None = None,
+        n_startup: int | None = None,
+        gp_max_trials: int = 200,
+        gp_max_dims: int = 30,
+    ) -> None:
+        super().__init__(seed=seed)
+        self.n_startup = n_startup
+        self.gp_max_trials = gp_max_trials
+        self.gp_max_dims = gp_max_dims
+        self._samplers: dict[str, Sampler] = {}
+
+    def __repr__(self) -> str:
+        return f"AutoSampler(seed={self.seed!r})"
+
+    def _get(self, name: str) -> Sampler:
+        if name not in self._samplers:
+            if name == "sobol":
+                self._samplers[name] = SobolSampler(seed=self.seed) if self.seed is not None else RandomSampler()
+            elif name == "gp":
+                from selftune.samplers.gp import GPSampler
+
+                self._samplers[name] = GPSampler(seed=self.seed, n_startup=0)
+            elif name == "cmaes":
+                self._samplers[name] = CMAESSampler(seed=self.seed, fallback=self._get("tpe"))
+            else:
+                self._samplers[name] = TPESampler(seed=self.seed, n_startup=0)
+        return self._samplers[name]
+
+    def choose(self, history: History, space: Space) -> str:
+        """The name of the algorithm used for the next proposal: sobol, gp, tpe or cmaes."""
+        complete = [r for r in history.complete if r.value is not None]
+        d = len(space)
+        startup = self.n_startup if self.n_startup is not None else min(10, max(4, d + 1))
+        if len(complete) < startup:
+            return "sobol"
+        if len(complete) < self.gp_max_trials and d <= self.gp_max_dims:
+            return "gp"
+        if _tree_or_categorical(space, complete):
+            return "tpe"
+        return "cmaes"
+
+    def propose(self, history: History, space: Space, n: int = 1, *, rng: np.random.Generator) -> list[dict[str, Any]]:
+        if len(space) == 0:
+            return [{} for _ in range(n)]
+        return self._get(self.choose(history, space)).propose(history, space, n, rng=rng)
+
+    def propose_param(self, history: History, name: str, param: Param, *, rng: np.random.Generator) -> Any:
+        # a parameter seen for the first time: nothing to model yet beyond its own column
+        return self._get("tpe").propose_param(history, name, param, rng=rng)
+
+
+def _tree_or_categorical(space: Space, complete: list[Any]) -> bool:
+    if any(isinstance(p, Choice) or p.when for p in space.values()):
+        return True
+    # define-by-run spaces carry no conditions: a parameter missing from some trials is conditional
+    return any(any(k not in r.params for k in space) for r in complete[-50:])
