@@ -165,7 +165,7 @@ def test_run_declared_space_end_to_end(runner: CliRunner, db: str, objdir: Path)
 
 
 def test_run_define_by_run_with_defaults(runner: CliRunner, db: str, objdir: Path) -> None:
-    # no space, no sampler, no direction: random sampler, minimize
+    # no space, no sampler, no direction: the auto sampler, minimize
     spec = write_spec(objdir, space=_DROP, sampler=_DROP, direction=_DROP, trials=5)
     run_ok(runner, spec, "--storage", db)
     study = selftune.load_study("tiny", storage=db)
@@ -470,8 +470,8 @@ SPEC_ERRORS = [
     ({"trails": 3}, "unknown key 'trails' (did you mean 'trials'?); expected keys: study, storage,"),
     ({"colour": "red"}, "unknown key 'colour'; expected keys:"),
     ({"direction": "up"}, "`direction` must be 'minimize' or 'maximize', got 'up'"),
-    ({"sampler": {"name": "tpe"}}, "`sampler.name` must be one of random, sobol, got 'tpe'"),
-    ({"sampler": "grid"}, "`sampler.name` must be one of random, sobol, got 'grid'"),
+    ({"sampler": {"name": "hyperband"}}, "`sampler.name` must be one of auto, tpe, gp, cmaes, random, sobol, got 'hyperband'"),
+    ({"sampler": "grid"}, "`sampler.name` must be one of auto, tpe, gp, cmaes, random, sobol, got 'grid'"),
     ({"sampler": {"name": "sobol", "sead": 1}}, "`sampler`: unknown key 'sead'"),
     ({"sampler": {"name": "sobol", "seed": "zero"}}, "`sampler.seed` must be an integer, got 'zero'"),
     ({"sampler": 3}, "`sampler` must be a name"),
@@ -674,7 +674,7 @@ def test_sklearn_example_spec(runner: CliRunner, db: str) -> None:
     pytest.importorskip("sklearn")
     spec = REPO / "examples" / "spec.yaml"
     loaded = load_spec(spec)
-    assert loaded.trials == 20 and loaded.direction == "maximize" and loaded.sampler == "sobol"
+    assert loaded.trials == 20 and loaded.direction == "maximize" and loaded.sampler == "auto"
     result = run_ok(runner, spec, "--storage", db, "--trials", "3")
     study = selftune.load_study("digits-svm", storage=db)
     assert len(study.trials) == 3

@@ -25,7 +25,7 @@ from selftune.exceptions import (
     TrialStateError,
 )
 from selftune.history import History
-from selftune.samplers import RandomSampler, Sampler
+from selftune.samplers import AutoSampler, Sampler
 from selftune.space import Param, Space, param_from_json
 from selftune.storage import Storage, StudySummary, get_storage
 from selftune.storage._base import check_study_name
@@ -71,7 +71,7 @@ class Study:
         self.name = info.name
         self.direction: str = info.direction
         self.space: Space | None = None if info.space is None else Space.from_json(info.space)
-        self.sampler: Sampler = sampler if sampler is not None else RandomSampler()
+        self.sampler: Sampler = sampler if sampler is not None else AutoSampler()
         self.worker = _worker_id()
         self._records: list[TrialRecord | None] = []  # index = trial number
         self._counts: Counter[TrialState] = Counter()

@@ -35,11 +35,11 @@ from selftune.cli._format import (
     rank_complete,
 )
 from selftune.cli._spec import (
-    SAMPLERS,
     RunSpec,
     import_objective,
     import_path,
     load_spec,
+    make_sampler,
     spec_error,
 )
 from selftune.cli._spec import yaml_load as yaml_load
@@ -311,7 +311,7 @@ def run(spec_path: Path, storage: str | None, trials: int | None, timeout: float
     console = new_console()
     with import_path(spec.path.resolve().parent, Path.cwd()):
         objective = import_objective(spec)
-        sampler = SAMPLERS[spec.sampler](seed=spec.seed)
+        sampler = make_sampler(spec.sampler, spec.seed)
         with contextlib.ExitStack() as stack:
             st = get_storage(storage if storage is not None else spec.storage)
             stack.callback(st.close)

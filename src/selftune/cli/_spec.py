@@ -21,14 +21,32 @@ from typing import Any
 import click
 import yaml
 
+import selftune.samplers as _samplers
 from selftune.exceptions import InvalidParameterError
-from selftune.samplers import RandomSampler, Sampler, SobolSampler
+from selftune.samplers import Sampler
 from selftune.space import Space
 from selftune.storage._base import check_study_name
 
-__all__ = ["RunSpec", "SAMPLERS", "load_spec", "yaml_load", "spec_error", "import_objective", "import_path"]
+__all__ = ["RunSpec", "SAMPLERS", "make_sampler", "load_spec", "yaml_load", "spec_error", "import_objective", "import_path"]
 
-SAMPLERS: dict[str, type[Sampler]] = {"random": RandomSampler, "sobol": SobolSampler}
+#: spec `sampler.name` -> the sampler class's name in selftune.samplers (looked up on use: GP imports lazily)
+_SAMPLER_CLASSES = {
+    "auto": "AutoSampler",
+    "tpe": "TPESampler",
+    "gp": "GPSampler",
+    "cmaes": "CMAESSampler",
+    "random": "RandomSampler",
+    "sobol": "SobolSampler",
+}
+
+
+def make_sampler(name: str, seed: int | None) -> Sampler:
+    """The sampler a spec names, seeded."""
+    cls: type[Sampler] = getattr(_samplers, _SAMPLER_CLASSES[name])
+    return cls(seed=seed)
+
+
+SAMPLERS = tuple(_SAMPLER_CLASSES)
 _DIRECTIONS = ("minimize", "maximize")
 _SPEC_KEYS = ("study", "storage", "direction", "trials", "timeout", "sampler", "objective", "space")
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
@@ -45,7 +63,7 @@ class RunSpec:
     direction: str = "minimize"
     trials: int | None = None
     timeout: float | None = None
-    sampler: str = "random"
+    sampler: str = "auto"
     seed: int | None = None
     space: Space | None = None
 
@@ -145,7 +163,7 @@ def load_spec(path: str | os.PathLike[str]) -> RunSpec:
     if timeout is not None and not (_is_number(timeout) and timeout > 0 and math.isfinite(timeout)):
         raise spec_error(path, f"`timeout` must be a number of seconds > 0, got {timeout!r}")
 
-    sampler, seed = _check_sampler(path, data.get("sampler", "random"))
+    sampler, seed = _check_sampler(path, data.get("sampler", "auto"))
     space = _check_space(path, data["space"]) if data.get("space") is not None else None
     return RunSpec(
         path=path, study=study, objective=f"{mod}:{func}", storage=storage, direction=direction,
