@@ -1,8 +1,13 @@
 """Kill tests: workers SIGKILLed at random moments lose no completed result, and their trials are reaped.
 
-The main test runs 8 real worker processes (``tests/kill_worker.py``) on one study until it holds
-``BUDGET`` trials, SIGKILLs at least 10 of them at random moments (starting a replacement each time),
-then checks the study against the ledgers the workers wrote after each ``tell`` returned.
+The main test (SQLite and PostgreSQL) runs 8 real worker processes (``tests/kill_worker.py``) on one study
+until it holds ``BUDGET`` trials. Every few trials it SIGKILLs a worker (starting a replacement each time)
+until at least 10 kills have hit a worker with a trial in flight, then checks the study against the ledgers
+the workers wrote after each ``tell`` returned: no told result lost, dense numbers, nothing left RUNNING,
+each killed worker's in-flight trial FAILED with the heartbeat-lost reason soon after the grace period.
+
+Two smaller tests: a live trial whose step outlasts the grace period is not reaped; a worker whose trial was
+reaped while it still ran it (heartbeats paused in-process) logs a warning and goes on.
 """
 
 from __future__ import annotations
@@ -37,9 +42,8 @@ KILL_WINDOW = BUDGET - 60  # no kills once the study holds this many trials
 # on 2 busy cores, and with none left looping nobody would reap (or run) the study for a while
 MIN_LOOPING = 5
 SPARES = 3  # worker processes kept started ahead (imports done), so a replacement joins at once
-INTERVAL = 0.2  # as in kill_worker.py
-GRACE = 1.5
-DEADLINE = 85.0  # seconds for the whole run, per backend
+GRACE = 1.5  # as in kill_worker.py (heartbeat interval 0.2 s)
+DEADLINE = 180.0  # a hang detector: a run takes 15-30 s on 2 idle cores, ~90 s under heavy load
 BUDGET_STATES = {TrialState.RUNNING, TrialState.COMPLETE, TrialState.STOPPED, TrialState.FAILED}
 
 
@@ -225,7 +229,7 @@ def _check_kill_run(url: str, name: str, run: _Run) -> dict[str, object]:
         assert "heartbeat failed" not in err and "Traceback" not in err, f"worker {w.index}:\n{err}"
 
     # (c) wait grace + a little after the last kill: by then the lingering workers have reaped everything
-    last_kill = max(w.killed_at for w in killed)  # type: ignore[type-var]
+    last_kill = max(w.killed_at for w in killed if w.killed_at is not None)
     time.sleep(max(0.0, last_kill + GRACE + 0.5 - time.time()))
     study = selftune.load_study(name, storage=url)
     try:
@@ -367,7 +371,7 @@ def test_long_step_is_not_reaped(
     [record] = study.trials
     assert reaped == []
     assert record.state is TrialState.COMPLETE, record
-    assert record.finished_at - record.started_at >= 3.0  # type: ignore[operator]
+    assert record.duration is not None and record.duration >= 3.0
     for s in (study, other):
         s.close()
         s.storage.close()

@@ -402,3 +402,20 @@ def test_reaper_runs_on_a_timer_without_new_trials(storage_url: str) -> None:
     watcher.close()
     if os.environ.get("SELFTUNE_DEBUG"):
         print(rec)
+
+
+def test_rerun_with_budget_met_still_reaps_an_orphan(storage_url: str) -> None:
+    """A crashed worker's RUNNING trial is reaped by a rerun even though the budget leaves nothing to run."""
+    study = selftune.create_study("orphan", storage=storage_url, heartbeat_interval=0.1, grace_period=0.5)
+    study.optimize(lambda t: t.float("x", 0, 1), trials=3, progress=False)
+    orphan = study.storage.start_trial(study.storage.get_study("orphan").id, "crashed-worker").number
+    study.close()
+    rerun = selftune.load_study("orphan", storage=_same_storage(study, storage_url), heartbeat_interval=0.1, grace_period=0.5)
+    rerun.optimize(lambda t: t.float("x", 0, 1), trials=4, progress=False)  # budget met: nothing to run
+    deadline = time.monotonic() + 5
+    while rerun.get_trial(orphan).state is TrialState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rec = rerun.get_trial(orphan)
+    assert rec.state is TrialState.FAILED and "heartbeat lost" in rec.reason  # type: ignore[operator]
+    assert rec.finished_at is not None and rec.finished_at >= rec.started_at  # type: ignore[operator]
+    rerun.close()

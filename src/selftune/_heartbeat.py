@@ -44,6 +44,11 @@ class Heartbeat:
         """Start beating for trial ``number``; starts the thread on first use."""
         with self._lock:
             self._numbers.add(number)
+        self.start()
+
+    def start(self) -> None:
+        """Start the thread (heartbeats and the reaper) unless it runs already."""
+        with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._stop.clear()
                 self._thread = threading.Thread(

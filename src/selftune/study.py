@@ -379,6 +379,7 @@ class Study:
         """
         from selftune._optimize import run_optimize
 
+        self._heartbeat.start()  # the reaper runs on its timer even if the budget is already met
         run_optimize(self, objective, trials, timeout, catch, callbacks, progress)
 
     def stop(self) -> None:
