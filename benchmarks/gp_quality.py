@@ -22,10 +22,22 @@ from selftune.samplers.gp import GPSampler
 from selftune.space import Choice, Float, Int, Space
 from selftune.trial import TrialRecord, TrialState
 
-_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8],
-               [17, 8, 0.05, 10, 0.1, 14]])
-_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-                      [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
+_A = np.array(
+    [
+        [10, 3, 17, 3.5, 1.7, 8],
+        [0.05, 10, 17, 0.1, 8, 14],
+        [3, 3.5, 1.7, 10, 17, 8],
+        [17, 8, 0.05, 10, 0.1, 14],
+    ]
+)
+_P = 1e-4 * np.array(
+    [
+        [1312, 1696, 5569, 124, 8283, 5886],
+        [2329, 4135, 8307, 3736, 1004, 9991],
+        [2348, 1451, 3522, 2883, 3047, 6650],
+        [4047, 8828, 8732, 5743, 1091, 381],
+    ]
+)
 _ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 
 
@@ -35,8 +47,11 @@ def _vec(p: dict, d: int) -> np.ndarray:
 
 def branin(p: dict) -> float:
     x1, x2 = p["x1"], p["x2"]
-    return ((x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
-            + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1) + 10)
+    return (
+        (x2 - 5.1 / (4 * math.pi**2) * x1**2 + 5 / math.pi * x1 - 6) ** 2
+        + 10 * (1 - 1 / (8 * math.pi)) * math.cos(x1)
+        + 10
+    )
 
 
 def hartmann6(p: dict) -> float:
@@ -50,7 +65,9 @@ def rosenbrock(p: dict) -> float:
 
 def ackley(p: dict) -> float:
     x = _vec(p, len(p))
-    return float(-20 * np.exp(-0.2 * np.sqrt((x**2).mean())) - np.exp(np.cos(2 * np.pi * x).mean()) + 20 + np.e)
+    return float(
+        -20 * np.exp(-0.2 * np.sqrt((x**2).mean())) - np.exp(np.cos(2 * np.pi * x).mean()) + 20 + np.e
+    )
 
 
 def styblinski_tang(p: dict) -> float:
@@ -61,8 +78,13 @@ def styblinski_tang(p: dict) -> float:
 def mixed(p: dict) -> float:
     """Float, log-int, stepped int, categorical and stepped float; minimum 0."""
     offset = {"a": 1.0, "b": 0.0, "c": 2.0, "d": 3.0}[p["c"]]
-    return ((p["x"] - 1) ** 2 + (math.log(p["n"]) - math.log(8)) ** 2 + 0.1 * (p["k"] - 4) ** 2 + offset
-            + (p["s"] - 0.7) ** 2)
+    return (
+        (p["x"] - 1) ** 2
+        + (math.log(p["n"]) - math.log(8)) ** 2
+        + 0.1 * (p["k"] - 4) ** 2
+        + offset
+        + (p["s"] - 0.7) ** 2
+    )
 
 
 def _box(d: int, lo: float, hi: float) -> Space:
@@ -73,8 +95,20 @@ def _box(d: int, lo: float, hi: float) -> Space:
 PROBLEMS: dict[str, tuple[Space, Callable[[dict], float], int, float]] = {
     "branin": (Space({"x1": Float(-5, 10), "x2": Float(0, 15)}), branin, 30, 0.397887),
     "hartmann6": (_box(6, 0, 1), hartmann6, 60, -3.32237),
-    "mixed": (Space({"x": Float(-3, 3), "n": Int(1, 50, log=True), "k": Int(0, 10, step=2),
-                     "c": Choice(["a", "b", "c", "d"]), "s": Float(0, 1, step=0.1)}), mixed, 40, 0.0),
+    "mixed": (
+        Space(
+            {
+                "x": Float(-3, 3),
+                "n": Int(1, 50, log=True),
+                "k": Int(0, 10, step=2),
+                "c": Choice(["a", "b", "c", "d"]),
+                "s": Float(0, 1, step=0.1),
+            }
+        ),
+        mixed,
+        40,
+        0.0,
+    ),
     "rosenbrock10": (_box(10, -2, 2), rosenbrock, 100, 0.0),
     "ackley20": (_box(20, -5, 10), ackley, 150, 0.0),
     "styblinski30": (_box(30, -5, 5), styblinski_tang, 150, -39.16617 * 30),
@@ -105,8 +139,11 @@ def main() -> None:
         for label, make in makers:
             t = time.perf_counter()
             best = [run(make(s), space, f, budget, s) for s in range(args.seeds)]
-            print(f"{name:13s} {label:6s} budget={budget:3d} optimum={optimum:9.4g} median best={np.median(best):9.4g} "
-                  f"all={np.round(best, 3).tolist()} ({time.perf_counter() - t:.1f} s)", flush=True)
+            print(
+                f"{name:13s} {label:6s} budget={budget:3d} optimum={optimum:9.4g} median best={np.median(best):9.4g} "
+                f"all={np.round(best, 3).tolist()} ({time.perf_counter() - t:.1f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
