@@ -25,9 +25,7 @@ TREE = Space({"opt": Choice(["a", "b"]), "m": Float(0, 1, when={"opt": "b"}), "x
 
 def test_rules_by_budget_and_types() -> None:
     auto = AutoSampler(seed=0, gp_max_trials=50)
-    assert auto.choose(_history(NUMERIC, 0), NUMERIC) == "sobol"
-    assert auto.choose(_history(NUMERIC, 3), NUMERIC) == "sobol"
-    assert auto.choose(_history(NUMERIC, 4), NUMERIC) == "gp"
+    assert auto.choose(_history(NUMERIC, 0), NUMERIC) == "gp"  # the GP starts with its own Sobol points
     assert auto.choose(_history(NUMERIC, 49), NUMERIC) == "gp"
     assert auto.choose(_history(NUMERIC, 50), NUMERIC) == "cmaes"
     assert auto.choose(_history(TREE, 50), TREE) == "tpe"
@@ -44,6 +42,7 @@ def test_define_by_run_conditional_goes_to_tpe() -> None:
 
 def test_high_dimension_skips_gp() -> None:
     space = Space({f"x{i}": Float(0, 1) for i in range(40)})
+    assert AutoSampler(seed=0).choose(_history(space, 5), space) == "sobol"
     assert AutoSampler(seed=0).choose(_history(space, 30), space) == "cmaes"
 
 

@@ -343,7 +343,7 @@ class SMACOptimizer(Optimizer):
             self.cs,
             deterministic=True,
             n_trials=max(self.budget, 1),
-            output_directory=self._tmp,  # type: ignore[arg-type]
+            output_directory=self._tmp,  # type: ignore[arg-type,unused-ignore]
             seed=self.seed,
         )
         intensifier = HPO.get_intensifier(scenario, max_config_calls=1)

@@ -3,10 +3,11 @@
 Rules (each a deterministic function of the history and the space, so a resumed or parallel study makes the
 same choice; the benchmark numbers behind them are in ``docs/benchmarks.md``):
 
-1. Fewer complete trials than ``n_startup``: scrambled Sobol points (space-filling, reproducible under a seed).
-2. Up to ``gp_max_trials`` complete trials and at most ``gp_max_dims`` parameters: Gaussian-process BO
-   (log EI with a noisy incumbent; batches and pending trials handled by kriging believer). This is where a
-   model pays most: few, expensive trials.
+1. Up to ``gp_max_trials`` complete trials and at most ``gp_max_dims`` parameters: Gaussian-process BO
+   (log EI with a noisy incumbent; batches and pending trials handled by kriging believer), which starts
+   with its own scrambled Sobol points (``min(10, 2 d + 1)``). This is where a model pays most: few,
+   expensive trials.
+2. More parameters than the GP takes, and fewer complete trials than ``n_startup``: Sobol points.
 3. Beyond that, a space with conditional or categorical parameters (or parameters that appear in only some
    trials of a define-by-run study): TPE, whose cost grows linearly with the trials.
 4. Otherwise (numeric parameters only, many trials): CMA-ES, warm-started by every trial so far.
@@ -30,7 +31,7 @@ __all__ = ["AutoSampler"]
 
 
 class AutoSampler(Sampler):
-    """Sobol start → GP for small budgets → TPE (tree-shaped or categorical spaces) or CMA-ES (numeric)."""
+    """GP (with its Sobol start) for small budgets → TPE (tree-shaped or categorical spaces) or CMA-ES."""
 
     def __init__(
         self,
@@ -56,7 +57,7 @@ class AutoSampler(Sampler):
             elif name == "gp":
                 from selftune.samplers.gp import GPSampler
 
-                self._samplers[name] = GPSampler(seed=self.seed, n_startup=0)
+                self._samplers[name] = GPSampler(seed=self.seed, n_startup=self.n_startup)
             elif name == "cmaes":
                 self._samplers[name] = CMAESSampler(seed=self.seed, fallback=self._get("tpe"))
             else:
@@ -67,11 +68,11 @@ class AutoSampler(Sampler):
         """The name of the algorithm used for the next proposal: sobol, gp, tpe or cmaes."""
         complete = [r for r in history.complete if r.value is not None]
         d = len(space)
-        startup = self.n_startup if self.n_startup is not None else min(10, max(4, d + 1))
-        if len(complete) < startup:
-            return "sobol"
         if len(complete) < self.gp_max_trials and d <= self.gp_max_dims:
             return "gp"
+        startup = self.n_startup if self.n_startup is not None else min(10, 2 * d + 1)
+        if len(complete) < startup:
+            return "sobol"
         if _tree_or_categorical(space, complete):
             return "tpe"
         return "cmaes"
