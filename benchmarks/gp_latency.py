@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from selftune.benchmarks.problems import hartmann6
 from selftune.history import History
 from selftune.samplers.gp import GPSampler
 from selftune.space import Float, Space
@@ -23,27 +24,6 @@ from selftune.trial import TrialRecord, TrialState
 
 D = 6
 SPACE = Space({f"x{i}": Float(0.0, 1.0) for i in range(D)})
-_A = np.array(
-    [
-        [10, 3, 17, 3.5, 1.7, 8],
-        [0.05, 10, 17, 0.1, 8, 14],
-        [3, 3.5, 1.7, 10, 17, 8],
-        [17, 8, 0.05, 10, 0.1, 14],
-    ]
-)
-_P = 1e-4 * np.array(
-    [
-        [1312, 1696, 5569, 124, 8283, 5886],
-        [2329, 4135, 8307, 3736, 1004, 9991],
-        [2348, 1451, 3522, 2883, 3047, 6650],
-        [4047, 8828, 8732, 5743, 1091, 381],
-    ]
-)
-_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
-
-
-def hartmann6(x: np.ndarray) -> float:
-    return float(-(_ALPHA * np.exp(-(_A * (x - _P) ** 2).sum(-1))).sum())
 
 
 def make_history(n: int, seed: int = 0) -> History:

@@ -360,9 +360,13 @@ _H6_P = 1e-4 * np.array(
 _H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
 
 
+def hartmann6(x: np.ndarray) -> float:
+    """The 6-D Hartmann function on ``[0, 1]^6`` (minimum -3.32237)."""
+    return float(-np.sum(_H6_ALPHA * np.exp(-np.sum(_H6_A * (np.asarray(x) - _H6_P) ** 2, axis=1))))
+
+
 def _hartmann6(p: Mapping[str, Any]) -> float:
-    x = np.array([float(p[f"x{i}"]) for i in range(6)])
-    return float(-np.sum(_H6_ALPHA * np.exp(-np.sum(_H6_A * (x - _H6_P) ** 2, axis=1))))
+    return hartmann6(np.array([float(p[f"x{i}"]) for i in range(6)]))
 
 
 @dataclass(repr=False)
