@@ -21,7 +21,6 @@ from selftune.benchmarks.problems import (
     MixintProblem,
     NoisyBBOBProblem,
     Problem,
-    SklearnProblem,
     all_problems,
     get_problem,
     problems_in,
@@ -45,6 +44,7 @@ from selftune.benchmarks.scoring import (
     score_table,
     wins_losses,
 )
+from selftune.benchmarks.sklearn_problems import SklearnProblem
 
 __all__ = [
     "GROUPS",
