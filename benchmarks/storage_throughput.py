@@ -21,6 +21,7 @@ DATABASE; the benchmark creates throwaway databases there and drops them at the 
 from __future__ import annotations
 
 import os
+import shutil
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -583,9 +584,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if dbs:
             dbs.close()
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
     total = time.perf_counter() - t_start
     section = render(env, cfg, tp, lat, args.quick, total)
     print(f"\n(total {total:.0f} s)\n", file=sys.stderr)
@@ -638,9 +637,7 @@ def profile(args: argparse.Namespace) -> int:
     finally:
         if dbs:
             dbs.close()
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

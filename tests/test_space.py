@@ -208,3 +208,10 @@ def test_space_condition_on_undeclared_parent() -> None:
         Space({"momentum": Float(0, 1, when={"opt": "sgd"}), "opt": Choice(["sgd"])})
     with pytest.raises(InvalidParameterError, match=r"expected one of \['sgd'\], got 'adam'"):
         Space({"opt": Choice(["sgd"]), "m": Float(0, 1, when={"opt": "adam"})})
+
+
+def test_equal_width_cells() -> None:
+    """Models treat only equal-width grids of the unit encoding as grids; log integers are not."""
+    assert Int(0, 9).cells == 10 and Int(0, 10, step=5).cells == 3
+    assert Float(0, 1, step=0.25).cells == 5 and Float(0, 1).cells == 0
+    assert Int(1, 1000, log=True).cells == 0 and Choice(["a", "b"]).cells == 0

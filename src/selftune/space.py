@@ -99,6 +99,15 @@ class Param(ABC):
         """Number of distinct values (``inf`` for a continuous range)."""
         return math.inf
 
+    @property
+    def cells(self) -> int:
+        """Number of equal-width cells the unit encoding is divided into (0: not such a grid).
+
+        Linear integers and stepped floats are; log-scaled integers are not (their cells shrink with
+        the value), so models treat them as continuous and decoding rounds.
+        """
+        return 0
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable description of this domain (condition included)."""
         data = {"kind": self.kind, **self._domain_json()}
@@ -162,6 +171,10 @@ class Float(Param):
         if self.low == self.high:
             return 1
         return self._n_grid if self.step is not None else math.inf
+
+    @property
+    def cells(self) -> int:
+        return self._n_grid if self.step is not None else 0
 
     def validate(self, value: Any, name: str | None = None) -> float:
         value = _plain(value)
@@ -255,6 +268,10 @@ class Int(Param):
     @property
     def size(self) -> float:
         return self._n_grid
+
+    @property
+    def cells(self) -> int:
+        return 0 if self.log else self._n_grid
 
     def validate(self, value: Any, name: str | None = None) -> int:
         value = _plain(value)

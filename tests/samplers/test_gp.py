@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sampler_helpers import random_records
 from scipy import optimize
 
 from selftune.history import History
@@ -31,13 +32,7 @@ class TestGPSampler(SamplerConformance):
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
-def _records(space: Space, f: Callable[[dict], float], n: int, seed: int = 0) -> list[TrialRecord]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        p = space.decode(rng.random(len(space)))
-        out.append(TrialRecord(number=i, state=TrialState.COMPLETE, params=p, value=f(p)))
-    return out
+_records = random_records
 
 
 def _loop(sampler: Any, space: Space, f: Callable[[dict], float], budget: int, seed: int) -> list[TrialRecord]:

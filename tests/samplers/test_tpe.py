@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from sampler_helpers import random_records
 
 import selftune
 from selftune import Choice, Float, Int, Space
@@ -54,13 +55,7 @@ def test_beats_random_search(space: Space, f, budget: int, multivariate: bool) -
     assert np.median(tpe) < 0.75 * np.median(rnd), (np.median(tpe), np.median(rnd))
 
 
-def _records(space: Space, f, n: int, seed: int) -> list[TrialRecord]:  # type: ignore[no-untyped-def]
-    rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        p = space.decode(rng.random(len(space)))
-        out.append(TrialRecord(number=i, state=TrialState.COMPLETE, params=p, value=f(p)))
-    return out
+_records = random_records
 
 
 def test_conditional_parameter_is_modelled() -> None:

@@ -18,17 +18,9 @@ from selftune._imports import require
 from selftune.history import History
 from selftune.samplers._base import Sampler
 from selftune.samplers.tpe import TPESampler, _active
-from selftune.space import Choice, Float, Int, Param, Space, param_from_json
+from selftune.space import Choice, Param, Space, param_from_json
 
 __all__ = ["CMAESSampler"]
-
-
-def _cells(param: Param) -> int:
-    if isinstance(param, Int):
-        return int(param.size)
-    if isinstance(param, Float) and param.step is not None:
-        return int(param.size)
-    return 0
 
 
 class CMAESSampler(Sampler):
@@ -82,7 +74,7 @@ class CMAESSampler(Sampler):
     def _new(self, space: Space, dims: list[str], popsize: int | None, seed: int) -> Any:
         cmaes = require("cmaes", "cmaes")
         d = len(dims)
-        cells = np.array([_cells(space[k]) for k in dims])
+        cells = np.array([space[k].cells for k in dims])
         mean = np.full(d, 0.5)
         if (cells > 0).any():
             half = np.where(cells > 0, 0.5 / np.maximum(cells, 1), 0.0)

@@ -23,7 +23,7 @@ from selftune.history import History
 from selftune.samplers._base import Sampler, alone
 from selftune.samplers.qmc import SobolSampler
 from selftune.samplers.random import RandomSampler
-from selftune.space import Choice, Float, Int, Param, Space
+from selftune.space import Choice, Param, Space
 from selftune.trial import TrialRecord, TrialState
 
 if TYPE_CHECKING:
@@ -35,15 +35,6 @@ __all__ = ["TPESampler", "default_gamma"]
 def default_gamma(n: int) -> int:
     """How many of ``n`` complete trials count as good: 10%, at least 1, at most 25."""
     return max(1, min(math.ceil(0.1 * n), 25))
-
-
-def _cells(param: Param) -> int:
-    """Grid cells of a numeric domain in the unit encoding (0: continuous)."""
-    if isinstance(param, Int):
-        return 0 if param.log and param.size > 64 else int(param.size)
-    if isinstance(param, Float) and param.step is not None:
-        return int(param.size)
-    return 0
 
 
 class TPESampler(Sampler):
@@ -138,7 +129,7 @@ class TPESampler(Sampler):
 
         is_cat = np.array([isinstance(p, Choice) for p in group])
         dims = Dims(
-            cells=np.array([_cells(p) for p, c in zip(group, is_cat, strict=True) if not c], dtype=int),
+            cells=np.array([p.cells for p, c in zip(group, is_cat, strict=True) if not c], dtype=int),
             sizes=np.array([len(p.choices) for p in group if isinstance(p, Choice)], dtype=int),
         )
         order = np.lexsort((np.arange(len(losses)), losses))
