@@ -30,9 +30,18 @@ from selftune.exceptions import (
     TrialNotFoundError,
     TrialReapedError,
     TrialStateError,
+    UnsupportedDecisionError,
 )
 from selftune.history import History
 from selftune.samplers import AutoSampler, CMAESSampler, RandomSampler, Sampler, SobolSampler, TPESampler
+from selftune.schedulers import (
+    ASHAScheduler,
+    Decision,
+    HyperbandScheduler,
+    MedianStopping,
+    PercentileStopping,
+    Scheduler,
+)
 from selftune.space import Choice, Float, Int, Param, Space
 from selftune.storage import MemoryStorage, Storage, get_storage
 from selftune.study import Study, create_study, delete_study, list_studies, load_study
@@ -74,6 +83,12 @@ __all__ = [
     "TPESampler",
     "CMAESSampler",
     "GPSampler",
+    "Scheduler",
+    "Decision",
+    "MedianStopping",
+    "PercentileStopping",
+    "ASHAScheduler",
+    "HyperbandScheduler",
     "Storage",
     "MemoryStorage",
     "get_storage",
@@ -91,5 +106,6 @@ __all__ = [
     "TrialStateError",
     "TrialReapedError",
     "StopTrial",
+    "UnsupportedDecisionError",
     "MissingDependencyError",
 ]

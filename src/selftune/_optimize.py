@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import time
 import traceback as tb
 from collections.abc import Callable, Iterable, Sequence
@@ -83,8 +82,10 @@ def _run_trial(
         try:
             returned = objective(trial)
             value = check_value(returned, f"trial {trial.number}: the objective's return value")
-        except StopTrial:
-            return study.tell(trial, _last(trial), state=TrialState.STOPPED)
+        except StopTrial as exc:
+            decision = trial.decision
+            reason = decision.reason if decision is not None and decision.stops else (str(exc) or None)
+            return study.tell(trial, state=TrialState.STOPPED, reason=reason)
         except TrialReapedError as exc:
             logger.warning("%s", exc)
             study._forget(trial.number)
@@ -108,10 +109,3 @@ def _run_trial(
             return None
         raise
 
-
-def _last(trial: Trial) -> float | None:
-    inter = trial.intermediate
-    if not inter:
-        return None
-    v = inter[max(inter)]
-    return v if not math.isnan(v) else None

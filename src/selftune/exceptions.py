@@ -21,6 +21,7 @@ __all__ = [
     "TrialStateError",
     "TrialReapedError",
     "StopTrial",
+    "UnsupportedDecisionError",
     "MissingDependencyError",
 ]
 
@@ -79,6 +80,10 @@ class TrialReapedError(TrialStateError):
 
 class StopTrial(SelftuneError):
     """Raise from an objective to stop the trial early; it is recorded as STOPPED, not FAILED."""
+
+
+class UnsupportedDecisionError(SelftuneError, RuntimeError):
+    """A scheduler returned a decision (pause, exploit) that the running executor cannot carry out."""
 
 
 class MissingDependencyError(SelftuneError, ImportError):

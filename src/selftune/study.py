@@ -23,9 +23,11 @@ from selftune.exceptions import (
     ParameterConflictError,
     StudyExistsError,
     TrialStateError,
+    UnsupportedDecisionError,
 )
 from selftune.history import History
 from selftune.samplers import AutoSampler, Sampler
+from selftune.schedulers import Action, Decision, Scheduler
 from selftune.space import Param, Space, param_from_json
 from selftune.storage import Storage, StudySummary, get_storage
 from selftune.storage._base import check_study_name
@@ -36,6 +38,7 @@ __all__ = ["Study", "create_study", "load_study", "delete_study", "list_studies"
 logger = logging.getLogger("selftune")
 
 _DIRECTIONS = ("minimize", "maximize")
+_CONTINUE = Decision(Action.CONTINUE)
 
 
 def _worker_id() -> str:
@@ -55,9 +58,14 @@ class Study:
         name: str,
         *,
         sampler: Sampler | None = None,
+        scheduler: Scheduler | None = None,
         heartbeat_interval: float = 10.0,
         grace_period: float = 60.0,
     ) -> None:
+        if scheduler is not None and not isinstance(scheduler, Scheduler):
+            raise InvalidParameterError(
+                f"`scheduler` must be a selftune.schedulers.Scheduler or None, got {type(scheduler).__name__}"
+            )
         if not (heartbeat_interval > 0 and math.isfinite(heartbeat_interval)):
             raise InvalidParameterError(f"`heartbeat_interval > 0` must hold, got {heartbeat_interval!r}")
         if not grace_period >= 2 * heartbeat_interval:
@@ -72,6 +80,8 @@ class Study:
         self.direction: str = info.direction
         self.space: Space | None = None if info.space is None else Space.from_json(info.space)
         self.sampler: Sampler = sampler if sampler is not None else AutoSampler()
+        #: decides after each report whether a trial goes on (None: trials always run to the end)
+        self.scheduler: Scheduler | None = scheduler
         self.worker = _worker_id()
         self._records: list[TrialRecord | None] = []  # index = trial number
         self._counts: Counter[TrialState] = Counter()
@@ -243,7 +253,34 @@ class Study:
         self._storage.set_trial_attr(self._id, trial.number, key, value)
 
     def _should_stop(self, trial: Trial) -> bool:
-        return False  # no scheduler in this study: trials always continue
+        return self._decide(trial).stops
+
+    def _decide(self, trial: Trial) -> Decision:
+        """The scheduler's decision on ``trial``'s latest report (made once per report, then kept)."""
+        step = max(trial._intermediate) if trial._intermediate else None
+        if self.scheduler is None or step is None:
+            return _CONTINUE
+        if trial._decision is not None and trial._decision[0] == step:
+            return trial._decision[1]
+        record = TrialRecord(
+            number=trial.number,
+            state=TrialState.RUNNING,
+            params=dict(trial._params),
+            intermediate=dict(trial._intermediate),
+            worker=self.worker,
+        )
+        decision = self.scheduler.on_report(record, self.history())
+        if not isinstance(decision, Decision):
+            raise TypeError(
+                f"{type(self.scheduler).__name__}.on_report must return a Decision, got {type(decision).__name__}"
+            )
+        if decision.action in (Action.PAUSE, Action.EXPLOIT):
+            raise UnsupportedDecisionError(
+                f"trial {trial.number}: {type(self.scheduler).__name__} decided {decision.action} at step {step}, "
+                "which needs trial checkpoints; this version of Study acts on continue and stop only"
+            )
+        trial._decision = (step, decision)
+        return decision
 
     def _on_lost(self, number: int) -> None:
         trial = self._live.get(number)
@@ -260,6 +297,8 @@ class Study:
         return self._ask(self.history(), fixed)
 
     def _ask(self, history: History, fixed: Mapping[str, Any] | None = None) -> Trial:
+        if self.scheduler is not None:  # model-based multi-fidelity: fit at the best-supported fidelity
+            history = self.scheduler.for_sampler(history)
         space = self.space if self.space is not None else Space(dict(history.params))
         rng = _rng(self.sampler.seed, len(history))
         proposal = self.sampler.propose(history, space, 1, rng=rng)[0] if len(space) else {}
@@ -316,7 +355,8 @@ class Study:
         """Finish a trial (a :class:`Trial` or its number, from any process) and return its record.
 
         With a value it becomes COMPLETE; a NaN value makes it FAILED with a reason. ``state`` may be
-        ``"STOPPED"`` (value optional) or ``"FAILED"`` (no value). A finished trial cannot be told again.
+        ``"STOPPED"`` (value optional: a live trial keeps its last reported value and the scheduler's reason)
+        or ``"FAILED"`` (no value). A finished trial cannot be told again.
         """
         number = trial.number if isinstance(trial, Trial) else trial
         if isinstance(number, bool) or not isinstance(number, int | np.integer):
@@ -328,6 +368,13 @@ class Study:
             v = check_value(value, f"trial {number}: the objective value")
         if st is None:
             st = TrialState.COMPLETE
+        if st is TrialState.STOPPED and isinstance(trial, Trial):
+            # a stopped live trial keeps its last reported value and the scheduler's reason
+            if v is None and trial._intermediate:
+                v = trial._intermediate[max(trial._intermediate)]
+            decision = trial.decision
+            if reason is None and decision is not None and decision.stops:
+                reason = decision.reason
         if v is not None and math.isnan(v):
             warnings.warn(f"trial {number}: the objective returned NaN; the trial is recorded as FAILED", stacklevel=2)
             st, v, reason = TrialState.FAILED, None, reason or "the objective value is NaN"
@@ -423,6 +470,7 @@ def create_study(
     direction: str = "minimize",
     space: Space | Mapping[str, Param] | None = None,
     sampler: Sampler | None = None,
+    scheduler: Scheduler | None = None,
     resume: bool = True,
     heartbeat_interval: float = 10.0,
     grace_period: float = 60.0,
@@ -456,7 +504,14 @@ def create_study(
                 f"study {name!r} exists in {st.url} with another declared space; "
                 "use a new study name or the same space"
             ) from None
-    return Study(st, name, sampler=sampler, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    return Study(
+        st,
+        name,
+        sampler=sampler,
+        scheduler=scheduler,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+    )
 
 
 def load_study(
@@ -464,12 +519,20 @@ def load_study(
     *,
     storage: str | os.PathLike[str] | Storage | None = None,
     sampler: Sampler | None = None,
+    scheduler: Scheduler | None = None,
     heartbeat_interval: float = 10.0,
     grace_period: float = 60.0,
 ) -> Study:
     """Open an existing study; raises :class:`StudyNotFoundError` if there is none of that name."""
     st = get_storage(storage)
-    return Study(st, name, sampler=sampler, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    return Study(
+        st,
+        name,
+        sampler=sampler,
+        scheduler=scheduler,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period,
+    )
 
 
 def delete_study(name: str, *, storage: str | os.PathLike[str] | Storage | None = None) -> None:

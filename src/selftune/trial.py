@@ -158,6 +158,7 @@ class Trial:
         self._proposal: dict[str, Any] = dict(proposal or {})
         self._intermediate: dict[builtins.int, builtins.float] = {}
         self._user_attrs: dict[str, Any] = {}
+        self._decision: tuple[builtins.int, Any] | None = None  # (step, Decision) of the latest report
         self._reaped = False  # set by the heartbeat thread when the storage no longer holds it RUNNING
 
     def __repr__(self) -> str:
@@ -208,9 +209,11 @@ class Trial:
         return self.suggest(name, Choice(tuple(choices) if isinstance(choices, list) else choices))
 
     def report(self, value: Any, step: builtins.int) -> None:
-        """Record an intermediate ``value`` (a number; ±inf allowed) at integer ``step``.
+        """Record an intermediate ``value`` (a number; ±inf allowed, NaN refused) at integer ``step >= 0``.
 
-        Steps must increase; reporting a step again is an error (the curve is never rewritten).
+        Values have the study's direction. Steps must increase: reporting a step again, or an earlier
+        one, raises :class:`InvalidValueError` (a stored curve is never rewritten). Then ask
+        :meth:`should_stop`.
         """
         self._check_alive()
         v = check_value(value, f"trial {self.number}: reported value at step {step!r}")
@@ -229,9 +232,18 @@ class Trial:
         self._intermediate[step] = v
 
     def should_stop(self) -> bool:
-        """True when the study's scheduler decided this trial should stop (raise :class:`StopTrial`)."""
+        """True when the study's scheduler decided, on the latest report, that this trial should stop.
+
+        The idiomatic exit is then ``raise selftune.StopTrial()`` (or ``trial.stop()``): the trial is recorded
+        STOPPED with its curve and the scheduler's reason. Without a scheduler, always False.
+        """
         self._check_alive()
         return self._recorder._should_stop(self)
+
+    @property
+    def decision(self) -> Any:
+        """The scheduler's :class:`~selftune.schedulers.Decision` on the latest report, or None if none was made."""
+        return None if self._decision is None else self._decision[1]
 
     def set_attr(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable user attribute on this trial."""

@@ -1,0 +1,27 @@
+"""Schedulers decide *when*: after each ``trial.report(value, step)``, whether the trial goes on.
+
+>>> from selftune.schedulers import ASHAScheduler
+>>> ASHAScheduler(min_resource=1, reduction_factor=3)
+ASHAScheduler(min_resource=1, max_resource=None, reduction_factor=3.0, min_early_stopping_rate=0)
+"""
+
+from __future__ import annotations
+
+from selftune.schedulers._base import CONTINUE, Action, Decision, Scheduler, value_at
+from selftune.schedulers._fidelity import fidelity_view
+from selftune.schedulers.asha import ASHAScheduler
+from selftune.schedulers.hyperband import HyperbandScheduler
+from selftune.schedulers.median import MedianStopping, PercentileStopping
+
+__all__ = [
+    "Scheduler",
+    "Decision",
+    "Action",
+    "CONTINUE",
+    "MedianStopping",
+    "PercentileStopping",
+    "ASHAScheduler",
+    "HyperbandScheduler",
+    "fidelity_view",
+    "value_at",
+]

@@ -1,0 +1,78 @@
+"""Hyperband (Li et al., JMLR 2018), asynchronous: several ASHA brackets that trade breadth for depth."""
+
+from __future__ import annotations
+
+import math
+
+from selftune.exceptions import InvalidParameterError
+from selftune.history import History
+from selftune.schedulers._base import CONTINUE, Decision, Scheduler
+from selftune.schedulers._checks import check_factor, check_int
+from selftune.schedulers.asha import promotion_decision, rung_steps
+from selftune.trial import TrialRecord
+
+__all__ = ["HyperbandScheduler"]
+
+
+class HyperbandScheduler(Scheduler):
+    """Hyperband with asynchronous brackets.
+
+    With ``s_max = floor(log_eta(max_resource / min_resource))``, bracket ``b`` (0 to ``s_max``) is an ASHA whose
+    first rung is at ``min_resource * eta**b``: bracket 0 stops most aggressively, bracket ``s_max`` runs every
+    trial to ``max_resource``. Trials are dealt to brackets in the proportions of the paper,
+    ``n_b = ceil((s_max + 1) / (s_max - b + 1) * eta**(s_max - b))``, so each bracket gets about the same
+    compute; the bracket depends only on the trial number (rebuilt from storage, the same in every worker).
+    A trial is compared only with trials of its own bracket.
+    """
+
+    def __init__(self, *, min_resource: int = 1, max_resource: int, reduction_factor: float = 3) -> None:
+        self.min_resource = check_int("min_resource", min_resource, 1)
+        self.max_resource = check_int("max_resource", max_resource, 1)
+        self.reduction_factor = check_factor(reduction_factor)
+        if self.max_resource < self.min_resource:
+            raise InvalidParameterError(
+                f"`max_resource` ({max_resource}) must be >= `min_resource` ({min_resource})"
+            )
+        eta = self.reduction_factor
+        self.n_brackets = int(math.floor(math.log(self.max_resource / self.min_resource) / math.log(eta) + 1e-9)) + 1
+        s_max = self.n_brackets - 1
+        sizes = [math.ceil((s_max + 1) / (s_max - b + 1) * eta ** (s_max - b)) for b in range(self.n_brackets)]
+        self._cycle = _interleave(sizes)
+        self._rung_lists = [
+            rung_steps(self.min_resource, eta, b, self.max_resource, self.max_resource) for b in range(self.n_brackets)
+        ]
+
+    def bracket(self, number: int) -> int:
+        """The bracket of trial ``number``."""
+        return self._cycle[number % len(self._cycle)]
+
+    def on_report(self, trial: TrialRecord, history: History) -> Decision:
+        b = self.bracket(trial.number)
+        rungs = self._rung_lists[b]
+        if not rungs:
+            return CONTINUE
+        return promotion_decision(
+            trial,
+            history,
+            rungs,
+            self.reduction_factor,
+            lambda r: self.bracket(r.number) == b,
+            f"Hyperband bracket {b}",
+        )
+
+    def rungs(self, history: History) -> tuple[int, ...]:
+        return tuple(sorted({s for lst in self._rung_lists for s in lst}))
+
+
+def _interleave(sizes: list[int]) -> list[int]:
+    """A cycle holding bracket ``b`` ``sizes[b]`` times, spread evenly (smooth weighted round robin)."""
+    total = sum(sizes)
+    credit = [0] * len(sizes)
+    out: list[int] = []
+    for _ in range(total):
+        for b, w in enumerate(sizes):
+            credit[b] += w
+        pick = max(range(len(sizes)), key=lambda b: credit[b])
+        credit[pick] -= total
+        out.append(pick)
+    return out

@@ -1,0 +1,18 @@
+"""A worker process for the multi-worker scheduler test: joins a study and runs synthetic curves with ASHA."""
+
+from __future__ import annotations
+
+import sys
+
+import selftune
+from selftune.benchmarks.curves import SyntheticCurves
+from selftune.schedulers import ASHAScheduler
+
+if __name__ == "__main__":
+    url, name, trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    problem = SyntheticCurves(max_steps=27)
+    study = selftune.load_study(
+        name, storage=url, sampler=selftune.TPESampler(), scheduler=ASHAScheduler(max_resource=27)
+    )
+    study.optimize(problem.objective(seed=0), trials=trials, progress=False)
+    study.close()

@@ -1,0 +1,65 @@
+"""Hyperband: brackets in the paper's proportions, each an ASHA over its own trials."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+from scheduler_helpers import hist, rec, running
+
+from selftune.exceptions import InvalidParameterError
+from selftune.schedulers import HyperbandScheduler
+
+
+def test_brackets_follow_the_paper() -> None:
+    hb = HyperbandScheduler(min_resource=1, max_resource=81, reduction_factor=3)
+    assert hb.n_brackets == 5
+    # Li et al. 2018, Table 1 (R=81, eta=3): n = 81, 34, 15, 8, 5 configurations
+    counts = Counter(hb.bracket(i) for i in range(143))
+    assert [counts[b] for b in range(5)] == [81, 34, 15, 8, 5]
+    assert hb._rung_lists == [[1, 3, 9, 27], [3, 9, 27], [9, 27], [27], []]
+    # dealt evenly, not in blocks: every bracket appears in the first 30 trials
+    assert set(hb.bracket(i) for i in range(30)) == set(range(5))
+    assert hb.rungs(hist([])) == (1, 3, 9, 27)
+
+
+def test_each_bracket_compares_only_its_own_trials() -> None:
+    hb = HyperbandScheduler(min_resource=1, max_resource=27, reduction_factor=3)
+    me_number = next(i for i in range(100) if hb.bracket(i) == 0)
+    other_brackets = [i for i in range(100) if hb.bracket(i) != 0][:12]
+    # much better trials, but in other brackets: they do not count
+    others = [rec(i, {s: -100.0 for s in range(1, 28)}) for i in other_brackets]
+    me = running(me_number, {1: 1.0})
+    assert not hb.on_report(me, hist([*others, me])).stops
+    same = [i for i in range(100) if hb.bracket(i) == 0 and i != me_number][:6]
+    others += [rec(i, {1: -1.0}) for i in same]
+    d = hb.on_report(me, hist([*others, me]))
+    assert d.stops and d.reason.startswith("Hyperband bracket 0")
+
+
+def test_last_bracket_runs_everything_to_the_end() -> None:
+    hb = HyperbandScheduler(min_resource=1, max_resource=9, reduction_factor=3)
+    last = hb.n_brackets - 1
+    numbers = [i for i in range(100) if hb.bracket(i) == last]
+    others = [rec(i, {s: -10.0 for s in range(1, 10)}) for i in numbers[:-1]]
+    me = running(numbers[-1], {s: 10.0 for s in range(1, 10)})
+    assert not hb.on_report(me, hist([*others, me])).stops
+
+
+def test_bracket_count_is_robust_to_rounding() -> None:
+    # log_3(243) = 5 exactly in theory, 4.999... in floating point
+    assert HyperbandScheduler(max_resource=243).n_brackets == 6
+    assert HyperbandScheduler(max_resource=1).n_brackets == 1
+    assert math.isclose(HyperbandScheduler(max_resource=100, reduction_factor=2).n_brackets, 7)
+
+
+@pytest.mark.parametrize("kwargs", [{"max_resource": 0}, {"max_resource": 4, "min_resource": 8}])
+def test_bad_arguments(kwargs: dict) -> None:
+    with pytest.raises(InvalidParameterError, match="resource"):
+        HyperbandScheduler(**kwargs)
+
+
+def test_max_resource_is_required() -> None:
+    with pytest.raises(TypeError):
+        HyperbandScheduler()  # type: ignore[call-arg]

@@ -1,0 +1,39 @@
+"""The built-in schedulers pass the shipped scheduler conformance suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from selftune.schedulers import ASHAScheduler, HyperbandScheduler, MedianStopping, PercentileStopping
+from selftune.testing import SchedulerConformance
+from selftune.testing.schedulers import MAX_STEP
+
+
+class TestMedianStopping(SchedulerConformance):
+    @pytest.fixture
+    def make_scheduler(self):  # type: ignore[no-untyped-def]
+        return lambda: MedianStopping(startup_trials=3)
+
+
+class TestPercentileStopping(SchedulerConformance):
+    @pytest.fixture
+    def make_scheduler(self):  # type: ignore[no-untyped-def]
+        return lambda: PercentileStopping(25.0, warmup_steps=2, interval_steps=2)
+
+
+class TestASHA(SchedulerConformance):
+    @pytest.fixture
+    def make_scheduler(self):  # type: ignore[no-untyped-def]
+        return lambda: ASHAScheduler(min_resource=1, reduction_factor=3)
+
+
+class TestASHAWithMaxResource(SchedulerConformance):
+    @pytest.fixture
+    def make_scheduler(self):  # type: ignore[no-untyped-def]
+        return lambda: ASHAScheduler(min_resource=2, max_resource=MAX_STEP, reduction_factor=2)
+
+
+class TestHyperband(SchedulerConformance):
+    @pytest.fixture
+    def make_scheduler(self):  # type: ignore[no-untyped-def]
+        return lambda: HyperbandScheduler(min_resource=1, max_resource=MAX_STEP, reduction_factor=3)
