@@ -164,6 +164,37 @@ def test_run_declared_space_end_to_end(runner: CliRunner, db: str, objdir: Path)
     assert f"  kind: {best.params['kind']}" in out
 
 
+CURVE_MODULE = """
+import selftune
+
+
+def objective(trial):
+    level = trial.params["x"] ** 2
+    for step in range(1, 10):
+        trial.report(level + 1.0 / step, step)
+        if trial.should_stop():
+            raise selftune.StopTrial()
+    return level + 1.0 / 9
+"""
+
+
+def test_run_with_a_scheduler(runner: CliRunner, db: str, objdir: Path) -> None:
+    (objdir / "curveobj.py").write_text(CURVE_MODULE)
+    spec = write_spec(
+        objdir,
+        objective="curveobj:objective",
+        space={"x": {"kind": "float", "low": -3, "high": 3}},
+        scheduler={"name": "asha", "max_resource": 9},
+        trials=30,
+    )
+    result = run_ok(runner, spec, "--storage", db)
+    trials = selftune.load_study("tiny", storage=db).trials
+    stopped = [t for t in trials if t.state is selftune.TrialState.STOPPED]
+    assert len(trials) == 30 and len(stopped) >= 10
+    assert all(t.reason.startswith("ASHA") and t.last_step in (1, 3) for t in stopped)
+    assert "stopped" in result.output
+
+
 def test_run_define_by_run_with_defaults(runner: CliRunner, db: str, objdir: Path) -> None:
     # no space, no sampler, no direction: the auto sampler, minimize
     spec = write_spec(objdir, space=_DROP, sampler=_DROP, direction=_DROP, trials=5)
@@ -475,6 +506,11 @@ SPEC_ERRORS = [
     ({"sampler": {"name": "sobol", "sead": 1}}, "`sampler`: unknown key 'sead'"),
     ({"sampler": {"name": "sobol", "seed": "zero"}}, "`sampler.seed` must be an integer, got 'zero'"),
     ({"sampler": 3}, "`sampler` must be a name"),
+    ({"scheduler": "sha"}, "`scheduler.name` must be one of asha, hyperband, median, percentile, none, got 'sha'"),
+    ({"scheduler": {"name": "asha", "reduction_factor": 1}}, "`scheduler` (asha): `reduction_factor` must be a number > 1"),
+    ({"scheduler": {"name": "asha", "eta": 3}}, "`scheduler` (asha): ASHAScheduler.__init__() got an unexpected keyword"),
+    ({"scheduler": {"name": "hyperband"}}, "`scheduler` (hyperband): HyperbandScheduler.__init__() missing 1 required"),
+    ({"scheduler": [1]}, "`scheduler` must be a name"),
     ({"trials": -1}, "`trials` must be an integer >= 0"),
     ({"trials": "ten"}, "`trials` must be an integer >= 0"),
     ({"trials": True}, "`trials` must be an integer >= 0"),

@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -191,7 +192,6 @@ def test_sampler_sees_the_fidelity_view() -> None:
     # no trial completed yet in most of the run, but the sampler saw values: those at the best rung
     n_complete = sum(1 for t in study.trials[:24] if t.state is TrialState.COMPLETE)
     assert len(last.complete) > n_complete
-    assert all(r.state is not TrialState.STOPPED for r in last.trials)
 
 
 @pytest.mark.slow
@@ -200,8 +200,9 @@ def test_two_worker_processes_share_the_rungs(tmp_path: Path) -> None:
     selftune.create_study("mf", storage=url, space=PROBLEM.space).close()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     worker = Path(__file__).parent / "schedulers" / "mf_worker.py"
+    start_at = str(time.time() + 3.0)
     procs = [
-        subprocess.Popen([sys.executable, str(worker), url, "mf", "80"], env=env, stderr=subprocess.PIPE)
+        subprocess.Popen([sys.executable, str(worker), url, "mf", "80", start_at], env=env, stderr=subprocess.PIPE)
         for _ in range(2)
     ]
     for p in procs:

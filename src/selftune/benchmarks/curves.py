@@ -62,6 +62,10 @@ class CurveProblem(ABC):
         """The value a configuration ends with after ``max_steps`` (for scoring a recommendation)."""
         return self.run(params, lambda step, value: False, seed)
 
+    def score(self, params: Mapping[str, Any], observed: float) -> float:
+        """How good a recommended configuration really is; by default the value it reported at ``max_steps``."""
+        return observed
+
     def objective(self, seed: int = 0, counter: StepCounter | None = None) -> Callable[[Trial], float]:
         """A selftune objective over :attr:`space` (declared on the study) that reports every step."""
 
@@ -155,6 +159,10 @@ class SyntheticCurves(CurveProblem):
             if report(int(step), value):
                 break
         return value
+
+    def score(self, params: Mapping[str, Any], observed: float) -> float:
+        """The noiseless final error (the observed one carries noise)."""
+        return self.final_value(params)
 
     def final_value(self, params: Mapping[str, Any], seed: int = 0) -> float:
         """The noiseless error after ``max_steps``."""

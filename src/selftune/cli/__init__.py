@@ -292,7 +292,9 @@ def run(spec_path: Path, storage: str | None, trials: int | None, timeout: float
     direction: maximize               # minimize (default) | maximize
     trials: 30                        # the study-wide budget: a rerun resumes up to it
     timeout: 600                      # optional, seconds
-    sampler: {name: sobol, seed: 0}   # random (default) | sobol
+    sampler: {name: tpe, seed: 0}     # auto (default) | tpe | gp | cmaes | random | sobol
+    scheduler: {name: asha, max_resource: 27}  # optional early stopping:
+                                      # asha | hyperband | median | percentile, with their arguments
     objective: my_objective:objective # module:function (required)
     space:                            # optional declared space
       C: {kind: float, low: 0.001, high: 1000, log: true}
@@ -316,7 +318,14 @@ def run(spec_path: Path, storage: str | None, trials: int | None, timeout: float
             st = get_storage(storage if storage is not None else spec.storage)
             stack.callback(st.close)
             study = stack.enter_context(
-                create_study(spec.study, storage=st, direction=spec.direction, space=spec.space, sampler=sampler)
+                create_study(
+                    spec.study,
+                    storage=st,
+                    direction=spec.direction,
+                    space=spec.space,
+                    sampler=sampler,
+                    scheduler=spec.make_scheduler(),
+                )
             )
             done = len(study.trials)
             plan = f"budget {budget} trial(s)" if budget is not None else "no trial budget"

@@ -48,7 +48,15 @@ def make_sampler(name: str, seed: int | None) -> Sampler:
 
 SAMPLERS = tuple(_SAMPLER_CLASSES)
 _DIRECTIONS = ("minimize", "maximize")
-_SPEC_KEYS = ("study", "storage", "direction", "trials", "timeout", "sampler", "objective", "space")
+_SPEC_KEYS = ("study", "storage", "direction", "trials", "timeout", "sampler", "scheduler", "objective", "space")
+
+#: spec `scheduler.name` -> the class's name in selftune.schedulers
+SCHEDULERS = {
+    "asha": "ASHAScheduler",
+    "hyperband": "HyperbandScheduler",
+    "median": "MedianStopping",
+    "percentile": "PercentileStopping",
+}
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 
@@ -66,6 +74,17 @@ class RunSpec:
     sampler: str = "auto"
     seed: int | None = None
     space: Space | None = None
+    #: the scheduler's name and keyword arguments, or None
+    scheduler: tuple[str, dict[str, Any]] | None = None
+
+    def make_scheduler(self) -> Any:
+        """The early-stopping scheduler the spec names, or None."""
+        if self.scheduler is None:
+            return None
+        import selftune.schedulers as _schedulers
+
+        name, kwargs = self.scheduler
+        return getattr(_schedulers, SCHEDULERS[name])(**kwargs)
 
 
 class _SpecLoader(yaml.SafeLoader):
@@ -165,10 +184,35 @@ def load_spec(path: str | os.PathLike[str]) -> RunSpec:
 
     sampler, seed = _check_sampler(path, data.get("sampler", "auto"))
     space = _check_space(path, data["space"]) if data.get("space") is not None else None
+    scheduler = _check_scheduler(path, data.get("scheduler"))
     return RunSpec(
         path=path, study=study, objective=f"{mod}:{func}", storage=storage, direction=direction,
         trials=trials, timeout=None if timeout is None else float(timeout), sampler=sampler, seed=seed, space=space,
+        scheduler=scheduler,
     )
+
+
+def _check_scheduler(path: Path, value: Any) -> tuple[str, dict[str, Any]] | None:
+    """``scheduler: asha`` or ``scheduler: {name: asha, max_resource: 27, ...}``; checked by building it."""
+    if value is None or value == "none":
+        return None
+    names = ", ".join([*SCHEDULERS, "none"])
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, Mapping):
+        raise spec_error(path, f"`scheduler` must be a name ({names}) or {{name: ..., <arguments>}}, got {value!r}")
+    name = value.get("name")
+    if name not in SCHEDULERS:
+        raise spec_error(path, f"`scheduler.name` must be one of {names}, got {name!r}")
+    kwargs = {str(k): v for k, v in value.items() if k != "name"}
+    spec = RunSpec(path=path, study="", objective="", scheduler=(name, kwargs))
+    try:
+        spec.make_scheduler()
+    except TypeError as exc:  # an argument the class does not take, or a required one missing
+        raise spec_error(path, f"`scheduler` ({name}): {exc}") from None
+    except ValueError as exc:  # InvalidParameterError names the argument and the rule
+        raise spec_error(path, f"`scheduler` ({name}): {exc}") from None
+    return name, kwargs
 
 
 def _check_sampler(path: Path, value: Any) -> tuple[str, int | None]:

@@ -1,0 +1,182 @@
+"""Early stopping at equal compute: selftune's ASHA / Hyperband / BOHB-style / median stopping against
+full-budget search and Optuna's pruners, on learning-curve problems, several seeds, one report.
+
+    python benchmarks/compare_multifidelity.py --quick                       # synthetic curves, 3 seeds (a minute)
+    python benchmarks/compare_multifidelity.py --seeds 20 --workers 2        # synthetic curves, 20 seeds
+    python benchmarks/compare_multifidelity.py --problems digits-mlp --seeds 5 --full-trials 30
+
+Every method gets the same budget of training steps (epochs): ``--full-trials`` × the problem's
+``max_steps``, i.e. what a search without early stopping spends on ``--full-trials`` trials. Results are
+cached as JSON under ``--results`` (stale when selftune's sources or Optuna's version change).
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+from selftune.benchmarks.curves import get_curve_problem  # noqa: E402
+from selftune.benchmarks.multifidelity import MF_METHODS, MFRun, run_mf  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FULL = "selftune-full-tpe"  # the full-budget search the goal is measured against
+OPTUNA_PRUNED = ("optuna-tpe-hyperband", "optuna-tpe-sha", "optuna-tpe-median")
+
+
+def _fingerprint(method: str) -> str:
+    if method.startswith("optuna"):
+        from importlib import metadata
+
+        return "optuna-" + metadata.version("optuna")
+    h = hashlib.sha256()
+    src = ROOT / "src" / "selftune"
+    for sub in ("samplers", "schedulers", "benchmarks/curves.py", "benchmarks/curves_torch.py",
+                "benchmarks/multifidelity.py", "study.py", "history.py", "space.py"):
+        p = src / sub
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _job(args: tuple[str, str, int, int, int | None, str]) -> dict[str, Any]:
+    method, problem_name, seed, budget, max_steps, path = args
+    problem = get_curve_problem(problem_name, max_steps)
+    result = run_mf(method, problem, seed, budget).to_json()
+    result["fingerprint"] = _fingerprint(method)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(path).with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(path)
+    return result
+
+
+def _mean(xs: list[float]) -> float:
+    return statistics.fmean(xs) if xs else math.nan
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--problems", default="synthetic-curves")
+    ap.add_argument("--methods", default=",".join(MF_METHODS))
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--full-trials", type=int, default=40, help="budget = this × max_steps training steps")
+    ap.add_argument("--max-steps", type=int, default=None, help="override the problems' max_steps")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="3 seeds, 20 full trials")
+    ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "multifidelity"))
+    ap.add_argument("--report", default=str(ROOT / "docs" / "benchmarks_multifidelity.md"))
+    ap.add_argument("--force", action="store_true")
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.seeds, args.full_trials = 3, 20
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in methods if m not in MF_METHODS]
+    if unknown:
+        ap.error(f"unknown methods {unknown}; known: {sorted(MF_METHODS)}")
+    sections = []
+    for problem_name in args.problems.split(","):
+        problem = get_curve_problem(problem_name, args.max_steps)
+        budget = args.full_trials * problem.max_steps
+        jobs, runs = [], {m: [] for m in methods}
+        for m in methods:
+            fp = _fingerprint(m)
+            for seed in range(args.seeds):
+                path = Path(args.results) / problem.name / f"{m}__s{seed}__b{budget}__t{problem.max_steps}.json"
+                if path.exists() and not args.force:
+                    data = json.loads(path.read_text())
+                    if data.get("fingerprint") == fp:
+                        data.pop("fingerprint")
+                        data["trace"] = [tuple(x) for x in data["trace"]]
+                        runs[m].append(MFRun(**data))
+                        continue
+                jobs.append((m, problem.name, seed, budget, args.max_steps, str(path)))
+        print(f"{problem.name}: {len(jobs)} runs to do, budget {budget} steps", flush=True)
+        with ProcessPoolExecutor(args.workers) as ex:
+            for data in ex.map(_job, jobs):
+                data.pop("fingerprint")
+                data["trace"] = [tuple(x) for x in data["trace"]]
+                run = MFRun(**data)
+                runs[run.method].append(run)
+                print(f"  {run.method} seed {run.seed}: {run.value_at(budget):.4f} ({run.seconds:.1f} s)", flush=True)
+        sections.append(_section(problem.name, problem.max_steps, budget, runs, args.seeds))
+    report = Path(args.report)
+    text = _merge(report.read_text() if report.exists() else "", sections)
+    report.write_text(text)
+    print(text)
+    return 0
+
+
+HEADER = (
+    "# Early stopping at equal compute\n\nGenerated by `benchmarks/compare_multifidelity.py` (one section per "
+    "problem; a rerun replaces the sections of the problems it ran).\nLower is better: the validation error of "
+    "the configuration each method recommends (its best COMPLETE trial; on synthetic-curves the noiseless final "
+    "error), mean over seeds.\n\n"
+)
+
+
+def _merge(old: str, sections: list[str]) -> str:
+    """The report with ``sections`` replacing those of the same problem in ``old`` (others kept)."""
+    kept: dict[str, str] = {}
+    for chunk in old.split("\n## ")[1:]:
+        kept[chunk.split(":", 1)[0]] = "## " + chunk.rstrip() + "\n"
+    for sec in sections:
+        kept[sec.split(":", 1)[0].removeprefix("## ")] = sec.rstrip() + "\n"
+    return HEADER + "\n".join(kept[k] for k in sorted(kept))
+
+
+def _section(problem: str, max_steps: int, budget: int, runs: dict[str, list[MFRun]], seeds: int) -> str:
+    full_final = {r.seed: r.value_at(budget) for r in runs.get(FULL, [])}
+    lines = [
+        f"## {problem}: {seeds} seeds, budget {budget} steps ({budget // max_steps} full-length trials)",
+        "",
+        "| method | value at budget/3 | value at budget | trials | stopped | steps to reach full-TPE's "
+        "final value (median, fraction of budget) | seconds per run |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    order = sorted(runs, key=lambda m: _mean([r.value_at(budget) for r in runs[m]]))
+    for m in order:
+        rs = runs[m]
+        if not rs:
+            continue
+        reach = [r.steps_to_reach(full_final[r.seed]) / budget for r in rs if r.seed in full_final]
+        med = statistics.median(reach) if reach else math.nan
+        shown = "never" if math.isinf(med) else ("n/a" if math.isnan(med) else f"{med:.2f}")
+        lines.append(
+            f"| {m} | {_mean([r.value_at(budget / 3) for r in rs]):.4f} | {_mean([r.value_at(budget) for r in rs]):.4f}"
+            f" | {_mean([r.trials for r in rs]):.0f} | {_mean([r.stopped / max(1, r.trials) for r in rs]):.0%}"
+            f" | {shown} | {_mean([r.seconds for r in rs]):.1f} |"
+        )
+    # the goals, stated as measured
+    best_pruned = min(
+        (m for m in OPTUNA_PRUNED if runs.get(m)), key=lambda m: _mean([r.value_at(budget) for r in runs[m]]),
+        default=None,
+    )
+    if best_pruned is not None:
+        ref = _mean([r.value_at(budget) for r in runs[best_pruned]])
+        lines += ["", f"Optuna's best pruner here: {best_pruned} ({ref:.4f} at the budget)."]
+        for m in ("selftune-asha-tpe", "selftune-hyperband-tpe", "selftune-asha-random"):
+            if runs.get(m):
+                rs = runs[m]
+                wins = sum(
+                    r.value_at(budget) < o.value_at(budget)
+                    for r in rs for o in runs[best_pruned] if o.seed == r.seed
+                )
+                lines.append(f"{m}: {_mean([r.value_at(budget) for r in rs]):.4f}, better than {best_pruned} on "
+                             f"{wins} of {len(rs)} seeds.")
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
