@@ -89,8 +89,11 @@ def _selftune(sampler: str, scheduler: str | None) -> Callable[[CurveProblem, in
         def after(study: selftune.Study, record: selftune.TrialRecord) -> None:
             result.trials += 1
             result.stopped += record.state is selftune.TrialState.STOPPED
-            if record.state is selftune.TrialState.COMPLETE and (best[0] is None or record.value < best[0][0]):
-                best[0] = (record.value, problem.score(record.params, float(record.value)))
+            value = record.value
+            if record.state is selftune.TrialState.COMPLETE and value is not None and (
+                best[0] is None or value < best[0][0]
+            ):
+                best[0] = (value, problem.score(record.params, float(value)))
             result.trace.append((counter.steps, math.inf if best[0] is None else best[0][1]))
             if counter.steps >= budget:
                 study.stop()
