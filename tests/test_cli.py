@@ -506,7 +506,7 @@ SPEC_ERRORS = [
     ({"sampler": {"name": "sobol", "sead": 1}}, "`sampler`: unknown key 'sead'"),
     ({"sampler": {"name": "sobol", "seed": "zero"}}, "`sampler.seed` must be an integer, got 'zero'"),
     ({"sampler": 3}, "`sampler` must be a name"),
-    ({"scheduler": "sha"}, "`scheduler.name` must be one of asha, hyperband, median, percentile, none, got 'sha'"),
+    ({"scheduler": "sha"}, "`scheduler.name` must be one of asha, successive-halving, hyperband, median, percentile, none, got 'sha'"),
     ({"scheduler": {"name": "asha", "reduction_factor": 1}}, "`scheduler` (asha): `reduction_factor` must be a number > 1"),
     ({"scheduler": {"name": "asha", "eta": 3}}, "`scheduler` (asha): ASHAScheduler.__init__() got an unexpected keyword"),
     ({"scheduler": {"name": "hyperband"}}, "`scheduler` (hyperband): HyperbandScheduler.__init__() missing 1 required"),

@@ -128,19 +128,19 @@ def test_report_steps_must_increase_and_are_never_rewritten() -> None:
     assert study.get_trial(trial.number).intermediate == {3: 1.0, 4: math.inf}
 
 
-def test_pause_and_exploit_are_refused_clearly() -> None:
-    class Pausing(Scheduler):
+def test_exploit_is_refused_clearly() -> None:
+    class Exploiting(Scheduler):
         def on_report(self, trial: TrialRecord, history: History) -> Decision:
-            return Decision.pause("wait for the rung")
+            return Decision.exploit(0, {"x": 1.0}, "copy the best")
 
-    study = selftune.create_study(storage="memory", scheduler=Pausing())
+    study = selftune.create_study(storage="memory", scheduler=Exploiting())
 
     def objective(trial: selftune.Trial) -> float:
         trial.report(1.0, 1)
         trial.should_stop()
         return 1.0
 
-    with pytest.raises(UnsupportedDecisionError, match="decided pause at step 1"):
+    with pytest.raises(UnsupportedDecisionError, match="decided exploit at step 1"):
         study.optimize(objective, trials=1, progress=False)
     assert study.trials[0].state is TrialState.FAILED
 

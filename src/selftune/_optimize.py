@@ -15,6 +15,7 @@ from selftune.exceptions import (
     TrialReapedError,
     TrialStateError,
 )
+from selftune.schedulers import Action
 from selftune.trial import Trial, TrialRecord, TrialState, check_value
 
 if TYPE_CHECKING:
@@ -24,7 +25,13 @@ logger = logging.getLogger("selftune")
 
 __all__ = ["run_optimize"]
 
-_BUDGET_STATES = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.STOPPED, TrialState.FAILED)
+_BUDGET_STATES = (
+    TrialState.RUNNING,
+    TrialState.PAUSED,
+    TrialState.COMPLETE,
+    TrialState.STOPPED,
+    TrialState.FAILED,
+)
 
 
 def _check_args(trials: Any, timeout: Any, catch: Any) -> tuple[type[BaseException], ...]:
@@ -61,11 +68,16 @@ def run_optimize(
             used = study._count(*_BUDGET_STATES)
             best = study._best
             bar.update(used, None if best is None else best.value)
-            if trials is not None and used >= trials:
-                break
             if timeout is not None and time.monotonic() - start >= timeout:
                 break
-            record = _run_trial(study, study._ask(history), objective, kinds)
+            spent = trials is not None and used >= trials
+            # paused trials first: the scheduler may let one go on (or stop some) before anything new starts
+            trial = study._resume_next(history, final=spent)
+            if trial is None:
+                if spent:
+                    break
+                trial = study._ask(history)
+            record = _run_trial(study, trial, objective, kinds)
             if record is None:
                 continue
             for cb in callbacks:
@@ -84,6 +96,8 @@ def _run_trial(
             value = check_value(returned, f"trial {trial.number}: the objective's return value")
         except StopTrial as exc:
             decision = trial.decision
+            if decision is not None and decision.action is Action.PAUSE:
+                return study._pause(trial)
             reason = decision.reason if decision is not None and decision.stops else (str(exc) or None)
             return study.tell(trial, state=TrialState.STOPPED, reason=reason)
         except TrialReapedError as exc:

@@ -22,6 +22,7 @@ __all__ = [
     "TrialReapedError",
     "StopTrial",
     "UnsupportedDecisionError",
+    "CheckpointError",
     "MissingDependencyError",
 ]
 
@@ -84,6 +85,10 @@ class StopTrial(SelftuneError):
 
 class UnsupportedDecisionError(SelftuneError, RuntimeError):
     """A scheduler returned a decision (pause, exploit) that the running executor cannot carry out."""
+
+
+class CheckpointError(StorageError):
+    """A checkpoint is missing, corrupt or truncated, or no artifact directory is set to store one."""
 
 
 class MissingDependencyError(SelftuneError, ImportError):

@@ -18,6 +18,7 @@ import numpy as np
 
 from selftune._heartbeat import Heartbeat
 from selftune.exceptions import (
+    CheckpointError,
     InvalidParameterError,
     NoCompleteTrialError,
     ParameterConflictError,
@@ -59,6 +60,7 @@ class Study:
         *,
         sampler: Sampler | None = None,
         scheduler: Scheduler | None = None,
+        artifacts: str | os.PathLike[str] | None = None,
         heartbeat_interval: float = 10.0,
         grace_period: float = 60.0,
     ) -> None:
@@ -82,6 +84,8 @@ class Study:
         self.sampler: Sampler = sampler if sampler is not None else AutoSampler()
         #: decides after each report whether a trial goes on (None: trials always run to the end)
         self.scheduler: Scheduler | None = scheduler
+        self._artifacts_arg = artifacts
+        self._artifact_store: Any = None
         self.worker = _worker_id()
         self._records: list[TrialRecord | None] = []  # index = trial number
         self._counts: Counter[TrialState] = Counter()
@@ -253,7 +257,38 @@ class Study:
         self._storage.set_trial_attr(self._id, trial.number, key, value)
 
     def _should_stop(self, trial: Trial) -> bool:
-        return self._decide(trial).stops
+        return self._decide(trial).action in (Action.STOP, Action.PAUSE)
+
+    @property
+    def artifacts(self) -> Path | None:
+        """Where this study's checkpoints go: ``artifacts=``, ``$SELFTUNE_ARTIFACTS`` or the storage's default."""
+        root = self._artifacts_arg
+        if root is None:
+            root = os.environ.get("SELFTUNE_ARTIFACTS") or self._storage.artifact_root()
+        return None if root is None else Path(root)
+
+    def _store(self) -> Any:
+        from selftune.storage.artifacts import ArtifactStore
+
+        root = self.artifacts
+        if root is None:
+            raise CheckpointError(
+                f"study {self.name!r} has no artifact directory for checkpoints: pass "
+                "create_study(..., artifacts='/path/every/worker/sees') or set $SELFTUNE_ARTIFACTS"
+            )
+        if self._artifact_store is None:
+            self._artifact_store = ArtifactStore(root, self._id)
+        return self._artifact_store
+
+    def _save_checkpoint(self, trial: Trial, payload: Any, step: int) -> Any:
+        return self._store().save(trial.number, step, payload)
+
+    def _load_checkpoint(self, trial: Trial) -> Any:
+        if self.artifacts is None:
+            return None
+        store = self._store()
+        found = store.latest(trial.number)
+        return None if found is None else store.load(found)
 
     def _decide(self, trial: Trial) -> Decision:
         """The scheduler's decision on ``trial``'s latest report (made once per report, then kept)."""
@@ -274,10 +309,10 @@ class Study:
             raise TypeError(
                 f"{type(self.scheduler).__name__}.on_report must return a Decision, got {type(decision).__name__}"
             )
-        if decision.action in (Action.PAUSE, Action.EXPLOIT):
+        if decision.action is Action.EXPLOIT:
             raise UnsupportedDecisionError(
-                f"trial {trial.number}: {type(self.scheduler).__name__} decided {decision.action} at step {step}, "
-                "which needs trial checkpoints; this version of Study acts on continue and stop only"
+                f"trial {trial.number}: {type(self.scheduler).__name__} decided {decision.action} at step {step}; "
+                "this version of Study acts on continue, stop and pause only"
             )
         trial._decision = (step, decision)
         return decision
@@ -293,8 +328,59 @@ class Study:
 
         With a declared space, every active parameter is set at once (``trial.params``); otherwise the
         objective defines them as it runs. ``fixed`` pins some values for this trial only.
+        With a scheduler that pauses trials, a paused trial its scheduler lets go on is resumed first
+        (``trial.resume_step`` tells where it stopped).
         """
-        return self._ask(self.history(), fixed)
+        history = self.history()
+        if not fixed:
+            resumed = self._resume_next(history, final=False)
+            if resumed is not None:
+                return resumed
+        return self._ask(history, fixed)
+
+    def _resume_next(self, history: History, final: bool) -> Trial | None:
+        """Apply the scheduler's decisions on PAUSED trials: stop those it drops, resume one it promotes."""
+        if self.scheduler is None or self._count(TrialState.PAUSED) == 0:
+            return None
+        decisions = self.scheduler.on_paused(history, final)
+        for number, d in sorted(decisions.items()):
+            if d.stops:  # final: a trial dropped at a rung is never promoted by a later, fuller view
+                record = self._records[number] if number < len(self._records) else None
+                inter = {} if record is None else record.intermediate
+                last = inter[max(inter)] if inter else None
+                try:
+                    self._storage.finish_trial(self._id, number, TrialState.STOPPED, last, d.reason)
+                except TrialStateError:
+                    pass  # another worker decided it first
+        seen = {r.number: r for r in history.trials}
+        for number, d in sorted(decisions.items()):
+            if d.action is not Action.CONTINUE or number not in seen:
+                continue
+            step = seen[number].last_step
+            try:  # only if it still waits where this decision saw it (not resumed and paused again since)
+                record = self._storage.resume_trial(
+                    self._id, number, self.worker, last_step=-1 if step is None else step
+                )
+            except TrialStateError:
+                continue  # another worker took it
+            trial = Trial(self, number, params=record.params, fixed=record.fixed, intermediate=record.intermediate)
+            with self._lock:
+                self._put(record)
+                self._live[number] = trial
+                self._history[number] = history
+            self._heartbeat.add(number)
+            return trial
+        return None
+
+    def _pause(self, trial: Trial) -> TrialRecord:
+        """Give a running trial back (RUNNING → PAUSED) and return its record."""
+        try:
+            self._storage.pause_trial(self._id, trial.number)
+        finally:
+            self._forget(trial.number)
+        self._refresh()
+        record = self._records[trial.number] if trial.number < len(self._records) else None
+        return record if record is not None else self.get_trial(trial.number)
 
     def _ask(self, history: History, fixed: Mapping[str, Any] | None = None) -> Trial:
         if self.scheduler is not None:  # model-based multi-fidelity: fit at the best-supported fidelity
@@ -363,6 +449,10 @@ class Study:
             raise InvalidParameterError(f"tell() needs a Trial or a trial number, got {trial!r}")
         number = int(number)
         st = TrialState(state) if state is not None else None
+        if st is TrialState.PAUSED:
+            if not isinstance(trial, Trial):
+                raise InvalidParameterError("tell(state='PAUSED') needs the live Trial, not its number")
+            return self._pause(trial)
         v: float | None = None
         if value is not None or st in (None, TrialState.COMPLETE):
             v = check_value(value, f"trial {number}: the objective value")
@@ -471,6 +561,7 @@ def create_study(
     space: Space | Mapping[str, Param] | None = None,
     sampler: Sampler | None = None,
     scheduler: Scheduler | None = None,
+    artifacts: str | os.PathLike[str] | None = None,
     resume: bool = True,
     heartbeat_interval: float = 10.0,
     grace_period: float = 60.0,
@@ -509,6 +600,7 @@ def create_study(
         name,
         sampler=sampler,
         scheduler=scheduler,
+        artifacts=artifacts,
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period,
     )
@@ -520,6 +612,7 @@ def load_study(
     storage: str | os.PathLike[str] | Storage | None = None,
     sampler: Sampler | None = None,
     scheduler: Scheduler | None = None,
+    artifacts: str | os.PathLike[str] | None = None,
     heartbeat_interval: float = 10.0,
     grace_period: float = 60.0,
 ) -> Study:
@@ -530,6 +623,7 @@ def load_study(
         name,
         sampler=sampler,
         scheduler=scheduler,
+        artifacts=artifacts,
         heartbeat_interval=heartbeat_interval,
         grace_period=grace_period,
     )

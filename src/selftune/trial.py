@@ -24,10 +24,15 @@ __all__ = ["TrialState", "TrialRecord", "Trial", "TrialRecorder", "check_value"]
 
 
 class TrialState(str, enum.Enum):
-    """Where a trial is in its life: WAITING → RUNNING → COMPLETE | STOPPED | FAILED."""
+    """Where a trial is in its life: WAITING → RUNNING → COMPLETE | STOPPED | FAILED.
+
+    A scheduler may also PAUSE a RUNNING trial (it gives its worker back and waits, keeping its curve and
+    checkpoints); a PAUSED trial is later resumed (RUNNING again, from its last step) or STOPPED.
+    """
 
     WAITING = "WAITING"
     RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
     COMPLETE = "COMPLETE"
     STOPPED = "STOPPED"
     FAILED = "FAILED"
@@ -134,6 +139,10 @@ class TrialRecorder(Protocol):
 
     def _should_stop(self, trial: Trial) -> bool: ...
 
+    def _save_checkpoint(self, trial: Trial, payload: Any, step: int) -> Any: ...
+
+    def _load_checkpoint(self, trial: Trial) -> Any: ...
+
 
 class Trial:
     """A running trial: define parameters, report progress, read the decision to stop.
@@ -150,13 +159,16 @@ class Trial:
         params: Mapping[str, Any] | None = None,
         fixed: Mapping[str, Any] | None = None,
         proposal: Mapping[str, Any] | None = None,
+        intermediate: Mapping[builtins.int, builtins.float] | None = None,
     ) -> None:
         self._recorder = recorder
         self.number = number
         self._params: dict[str, Any] = dict(params or {})
         self._fixed: dict[str, Any] = dict(fixed or {})
         self._proposal: dict[str, Any] = dict(proposal or {})
-        self._intermediate: dict[builtins.int, builtins.float] = {}
+        self._intermediate: dict[builtins.int, builtins.float] = dict(intermediate or {})
+        #: the last step stored before this run when the trial was resumed after a pause, else None
+        self._resume_step: builtins.int | None = max(self._intermediate) if self._intermediate else None
         self._user_attrs: dict[str, Any] = {}
         self._decision: tuple[builtins.int, Any] | None = None  # (step, Decision) of the latest report
         self._reaped = False  # set by the heartbeat thread when the storage no longer holds it RUNNING
@@ -168,6 +180,14 @@ class Trial:
     def params(self) -> dict[str, Any]:
         """The parameters defined so far, by name."""
         return dict(self._params)
+
+    @property
+    def resume_step(self) -> builtins.int | None:
+        """The last step this trial reported before it was paused, when this run resumes it; else None.
+
+        Continue from ``resume_step + 1`` after ``load_checkpoint()``; reports of steps up to it are ignored.
+        """
+        return self._resume_step
 
     @property
     def intermediate(self) -> dict[builtins.int, builtins.float]:
@@ -212,8 +232,9 @@ class Trial:
         """Record an intermediate ``value`` (a number; ±inf allowed, NaN refused) at integer ``step >= 0``.
 
         Values have the study's direction. Steps must increase: reporting a step again, or an earlier
-        one, raises :class:`InvalidValueError` (a stored curve is never rewritten). Then ask
-        :meth:`should_stop`.
+        one, raises :class:`InvalidValueError` (a stored curve is never rewritten), except that a resumed
+        trial's reports of steps up to :attr:`resume_step` are ignored (an objective without checkpoints may
+        redo them). Then ask :meth:`should_stop`.
         """
         self._check_alive()
         v = check_value(value, f"trial {self.number}: reported value at step {step!r}")
@@ -222,6 +243,8 @@ class Trial:
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
             raise InvalidValueError(f"trial {self.number}: `step` must be an integer >= 0, got {step!r}")
         step = int(step)
+        if self._resume_step is not None and step <= self._resume_step:
+            return  # a resumed trial redoing its first steps: the stored curve stands
         if self._intermediate:
             last = max(self._intermediate)
             if step <= last:
@@ -244,6 +267,28 @@ class Trial:
     def decision(self) -> Any:
         """The scheduler's :class:`~selftune.schedulers.Decision` on the latest report, or None if none was made."""
         return None if self._decision is None else self._decision[1]
+
+    def save_checkpoint(self, payload: Any, step: builtins.int | None = None) -> None:
+        """Store a checkpoint of this trial at ``step`` (default: the last reported step, or 0).
+
+        ``payload``: a dict such as ``{"model": model.state_dict(), "optimizer": opt.state_dict()}`` (saved
+        with ``torch.save``, loaded with ``weights_only=True``), ``bytes``, or a path to a file or directory
+        (copied). Written atomically with checksums, in the study's artifact directory.
+        """
+        self._check_alive()
+        if step is None:
+            step = max(self._intermediate) if self._intermediate else 0
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or step < 0:
+            raise InvalidValueError(f"trial {self.number}: checkpoint `step` must be an integer >= 0, got {step!r}")
+        self._recorder._save_checkpoint(self, payload, int(step))
+
+    def load_checkpoint(self) -> Any:
+        """This trial's newest checkpoint (verified; a corrupt one raises :class:`CheckpointError`), or None.
+
+        A dict for PyTorch payloads, ``bytes``, or the path of a stored file or directory.
+        """
+        self._check_alive()
+        return self._recorder._load_checkpoint(self)
 
     def set_attr(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable user attribute on this trial."""

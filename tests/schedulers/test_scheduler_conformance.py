@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from selftune.schedulers import ASHAScheduler, HyperbandScheduler, MedianStopping, PercentileStopping
+from selftune.schedulers import (
+    ASHAScheduler,
+    HyperbandScheduler,
+    MedianStopping,
+    PercentileStopping,
+    SuccessiveHalvingScheduler,
+)
 from selftune.testing import SchedulerConformance
 from selftune.testing.schedulers import MAX_STEP
 
@@ -37,3 +43,19 @@ class TestHyperband(SchedulerConformance):
     @pytest.fixture
     def make_scheduler(self):  # type: ignore[no-untyped-def]
         return lambda: HyperbandScheduler(min_resource=1, max_resource=MAX_STEP, reduction_factor=3)
+
+
+class TestSuccessiveHalving(SchedulerConformance):
+    stops_bad_trials = False  # waits for the cohort's WAITING trials, which never report in these histories
+
+    @pytest.fixture
+    def make_scheduler(self):  # type: ignore[no-untyped-def]
+        return lambda: SuccessiveHalvingScheduler(max_resource=MAX_STEP, cohort_size=9)
+
+
+class TestSynchronousHyperband(SchedulerConformance):
+    stops_bad_trials = False
+
+    @pytest.fixture
+    def make_scheduler(self):  # type: ignore[no-untyped-def]
+        return lambda: HyperbandScheduler(max_resource=MAX_STEP, synchronous=True)

@@ -67,20 +67,32 @@ class CurveProblem(ABC):
         return observed
 
     def objective(self, seed: int = 0, counter: StepCounter | None = None) -> Callable[[Trial], float]:
-        """A selftune objective over :attr:`space` (declared on the study) that reports every step."""
+        """A selftune objective over :attr:`space` (declared on the study) that reports every step.
+
+        It raises :class:`StopTrial` when the scheduler stops or pauses the trial. A resumed trial replays
+        its curve up to ``trial.resume_step`` without counting or reporting it, as if it had loaded a
+        checkpoint (the curves are deterministic given the trial's seed).
+        """
 
         def objective(trial: Trial) -> float:
+            halted = False
+            done = trial.resume_step or 0
+
             def report(step: int, value: float) -> bool:
+                nonlocal halted
+                if step <= done:
+                    return False
                 if counter is not None:
                     counter.steps += 1
                 trial.report(value, step)
-                return trial.should_stop()
+                halted = trial.should_stop()
+                return halted
 
             params = trial.params or {n: trial.suggest(n, p) for n, p in self.space.items()}
             value = self.run(params, report, _trial_seed(seed, trial.number))
             ran = max(trial.intermediate, default=0)
-            if trial.decision is not None and trial.decision.stops and ran < self.max_steps:
-                raise StopTrial(trial.decision.reason)
+            if halted and ran < self.max_steps:
+                raise StopTrial(trial.decision.reason if trial.decision is not None else "stopped")
             return value  # a trial that ran every step is COMPLETE, whatever was decided at the last one
 
         return objective

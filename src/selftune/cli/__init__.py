@@ -294,7 +294,7 @@ def run(spec_path: Path, storage: str | None, trials: int | None, timeout: float
     timeout: 600                      # optional, seconds
     sampler: {name: tpe, seed: 0}     # auto (default) | tpe | gp | cmaes | random | sobol
     scheduler: {name: asha, max_resource: 27}  # optional early stopping:
-                                      # asha | hyperband | median | percentile, with their arguments
+                                      # asha | successive-halving | hyperband | median | percentile
     objective: my_objective:objective # module:function (required)
     space:                            # optional declared space
       C: {kind: float, low: 0.001, high: 1000, log: true}

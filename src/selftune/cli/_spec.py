@@ -53,6 +53,7 @@ _SPEC_KEYS = ("study", "storage", "direction", "trials", "timeout", "sampler", "
 #: spec `scheduler.name` -> the class's name in selftune.schedulers
 SCHEDULERS = {
     "asha": "ASHAScheduler",
+    "successive-halving": "SuccessiveHalvingScheduler",
     "hyperband": "HyperbandScheduler",
     "median": "MedianStopping",
     "percentile": "PercentileStopping",

@@ -12,6 +12,7 @@ from selftune.schedulers._fidelity import fidelity_view
 from selftune.schedulers.asha import ASHAScheduler
 from selftune.schedulers.hyperband import HyperbandScheduler
 from selftune.schedulers.median import MedianStopping, PercentileStopping
+from selftune.schedulers.synchronous import SuccessiveHalvingScheduler
 
 __all__ = [
     "Scheduler",
@@ -21,6 +22,7 @@ __all__ = [
     "MedianStopping",
     "PercentileStopping",
     "ASHAScheduler",
+    "SuccessiveHalvingScheduler",
     "HyperbandScheduler",
     "fidelity_view",
     "value_at",

@@ -82,6 +82,15 @@ class Scheduler(ABC):
         ``history`` includes ``trial`` itself.
         """
 
+    def on_paused(self, history: History, final: bool) -> dict[int, Decision]:
+        """Decisions for PAUSED trials, by number: CONTINUE resumes one, STOP ends it; absent ones wait.
+
+        Called before a worker starts a new trial. ``final`` is True when no new trial will be started
+        (the budget is spent), so nothing should wait for trials that will never come. Schedulers that
+        never pause return ``{}``.
+        """
+        return {}
+
     def rungs(self, history: History) -> tuple[int, ...]:
         """The steps at which this scheduler compares trials (its fidelities), ascending; () if none."""
         return ()

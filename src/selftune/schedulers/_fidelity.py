@@ -11,7 +11,7 @@ from selftune.trial import TrialRecord, TrialState
 
 __all__ = ["fidelity_view", "default_min_points"]
 
-_OBSERVED = (TrialState.COMPLETE, TrialState.STOPPED, TrialState.RUNNING)
+_OBSERVED = (TrialState.COMPLETE, TrialState.STOPPED, TrialState.RUNNING, TrialState.PAUSED)
 
 
 def default_min_points(history: History) -> int:
@@ -26,9 +26,9 @@ def fidelity_view(
 
     The fidelities are, from the highest: the final values of COMPLETE trials, then each step in ``rungs``
     in descending order. At the chosen fidelity, every trial observed there becomes a COMPLETE record whose
-    value is its value at that fidelity (for a rung, its first report at a step ``>=`` the rung; a RUNNING trial
-    past the rung counts). As in BOHB, trials STOPPED below it stay STOPPED, which samplers do not model;
-    with ``impute_stopped=True`` they become COMPLETE with the worst value observed at the chosen fidelity
+    value is its value at that fidelity (for a rung, its first report at a step ``>=`` the rung; a RUNNING or
+    PAUSED trial past the rung counts). As in BOHB, trials STOPPED below it stay STOPPED, which samplers do not
+    model; with ``impute_stopped=True`` they become COMPLETE with the worst value observed at the chosen fidelity
     instead (on the synthetic learning curves, 10 seeds, that was worse for ASHA and Hyperband with TPE and
     better for median stopping; BOHB's rule is the default). RUNNING trials not yet there stay pending;
     FAILED stay failed.

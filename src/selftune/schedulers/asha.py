@@ -12,7 +12,7 @@ from selftune.trial import TrialRecord, TrialState
 
 __all__ = ["ASHAScheduler", "rung_steps", "promotion_decision"]
 
-_OBSERVED = (TrialState.COMPLETE, TrialState.STOPPED, TrialState.RUNNING)
+_OBSERVED = (TrialState.COMPLETE, TrialState.STOPPED, TrialState.RUNNING, TrialState.PAUSED)
 
 
 def rung_steps(min_resource: int, reduction_factor: float, first: int, max_resource: int | None, upto: int) -> list[int]:

@@ -9,13 +9,14 @@ from selftune.history import History
 from selftune.schedulers._base import CONTINUE, Decision, Scheduler
 from selftune.schedulers._checks import check_factor, check_int
 from selftune.schedulers.asha import promotion_decision, rung_steps
+from selftune.schedulers.synchronous import SyncHyperband
 from selftune.trial import TrialRecord
 
 __all__ = ["HyperbandScheduler"]
 
 
 class HyperbandScheduler(Scheduler):
-    """Hyperband with asynchronous brackets.
+    """Hyperband; asynchronous brackets by default, the paper's synchronous ones with ``synchronous=True``.
 
     With ``s_max = floor(log_eta(max_resource / min_resource))``, bracket ``b`` (0 to ``s_max``) is an ASHA whose
     first rung is at ``min_resource * eta**b``: bracket 0 stops most aggressively, bracket ``s_max`` runs every
@@ -23,9 +24,15 @@ class HyperbandScheduler(Scheduler):
     ``n_b = ceil((s_max + 1) / (s_max - b + 1) * eta**(s_max - b))``, so each bracket gets about the same
     compute; the bracket depends only on the trial number (rebuilt from storage, the same in every worker).
     A trial is compared only with trials of its own bracket.
+
+    With ``synchronous=True``, brackets are filled in turn (``n_0`` consecutive trials, then ``n_1``, ...), and
+    each is a synchronous successive halving: trials PAUSE at a rung until their bracket has reached it
+    (see :class:`~selftune.schedulers.SuccessiveHalvingScheduler`).
     """
 
-    def __init__(self, *, min_resource: int = 1, max_resource: int, reduction_factor: float = 3) -> None:
+    def __init__(
+        self, *, min_resource: int = 1, max_resource: int, reduction_factor: float = 3, synchronous: bool = False
+    ) -> None:
         self.min_resource = check_int("min_resource", min_resource, 1)
         self.max_resource = check_int("max_resource", max_resource, 1)
         self.reduction_factor = check_factor(reduction_factor)
@@ -41,12 +48,18 @@ class HyperbandScheduler(Scheduler):
         self._rung_lists = [
             rung_steps(self.min_resource, eta, b, self.max_resource, self.max_resource) for b in range(self.n_brackets)
         ]
+        self.synchronous = bool(synchronous)
+        self._sync = SyncHyperband(sizes, self._rung_lists, eta) if self.synchronous else None
 
     def bracket(self, number: int) -> int:
         """The bracket of trial ``number``."""
+        if self._sync is not None:
+            return int(self._sync.cohort(number).label.split()[2])
         return self._cycle[number % len(self._cycle)]
 
     def on_report(self, trial: TrialRecord, history: History) -> Decision:
+        if self._sync is not None:
+            return self._sync.on_report(trial, history)
         b = self.bracket(trial.number)
         rungs = self._rung_lists[b]
         if not rungs:
@@ -59,6 +72,9 @@ class HyperbandScheduler(Scheduler):
             lambda r: self.bracket(r.number) == b,
             f"Hyperband bracket {b}",
         )
+
+    def on_paused(self, history: History, final: bool) -> dict[int, Decision]:
+        return {} if self._sync is None else self._sync.on_paused(history, final)
 
     def rungs(self, history: History) -> tuple[int, ...]:
         return tuple(sorted({s for lst in self._rung_lists for s in lst}))

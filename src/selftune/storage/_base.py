@@ -101,6 +101,15 @@ def check_finish(number: int, state: TrialState, value: float | None) -> None:
         raise InvalidValueError(f"trial {number}: value is NaN")
 
 
+def finish_allowed(state: TrialState) -> tuple[TrialState, ...]:
+    """The states a trial may be in to be finished into ``state``."""
+    if state is TrialState.FAILED:
+        return (TrialState.RUNNING, TrialState.WAITING, TrialState.PAUSED)
+    if state is TrialState.STOPPED:
+        return (TrialState.RUNNING, TrialState.PAUSED)
+    return (TrialState.RUNNING,)
+
+
 def finished_error(number: int, state: TrialState, reason: str | None) -> TrialStateError:
     """The error for a change to a trial that is no longer RUNNING."""
     why = f" (reason: {reason})" if reason else ""
@@ -113,8 +122,8 @@ class Storage(ABC):
     """Where studies and trials live. Every backend passes :mod:`selftune.testing`'s storage suite.
 
     Rules every backend keeps: trial numbers come from a per-study counter (dense, unique); only legal
-    state transitions happen (WAITING → RUNNING → COMPLETE | STOPPED | FAILED; a finished trial never
-    changes); every change bumps a per-study sequence so :meth:`read_trials` returns only what changed.
+    state transitions happen (WAITING → RUNNING → COMPLETE | STOPPED | FAILED, RUNNING ⇄ PAUSED → STOPPED;
+    a finished trial never changes); every change bumps a per-study sequence so :meth:`read_trials` returns only what changed.
     Times are seconds since the epoch on the storage's clock.
     """
 
@@ -188,7 +197,23 @@ class Storage(ABC):
         reason: str | None = None,
         traceback: str | None = None,
     ) -> None:
-        """Move a RUNNING (or, to FAILED only, a WAITING) trial to a finished state, once."""
+        """Move a RUNNING trial to a finished state, once; a WAITING one only to FAILED; a PAUSED one only to
+        STOPPED or FAILED."""
+
+    @abstractmethod
+    def pause_trial(self, study_id: int, number: int) -> None:
+        """Move a RUNNING trial to PAUSED: its worker lets it go; its curve and parameters stay."""
+
+    @abstractmethod
+    def resume_trial(
+        self, study_id: int, number: int, worker: str, *, last_step: int | None = None
+    ) -> TrialRecord:
+        """Move a PAUSED trial back to RUNNING under ``worker`` (exactly one caller succeeds; the others get
+        :class:`TrialStateError`) and return its record.
+
+        With ``last_step`` (``-1``: no report), only if the trial's last reported step is that one: a decision
+        taken on an older view of the trial (it was resumed and paused again since) is refused.
+        """
 
     @abstractmethod
     def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:
@@ -205,6 +230,10 @@ class Storage(ABC):
     @abstractmethod
     def get_trial(self, study_id: int, number: int) -> TrialRecord:
         """One trial; raise :class:`TrialNotFoundError` if none."""
+
+    def artifact_root(self) -> str | None:
+        """The default directory for trial checkpoints of this storage, or None if it has none."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -19,6 +19,7 @@ from selftune.storage._base import (
     check_key,
     check_study_name,
     dumps,
+    finish_allowed,
     finished_error,
     loads,
 )
@@ -86,6 +87,7 @@ class MemoryStorage(Storage):
     url = "memory"
 
     def __init__(self) -> None:
+        self._tmp: Any = None
         self._lock = threading.RLock()
         self._studies: dict[int, _Study] = {}
         self._by_name: dict[str, int] = {}
@@ -248,12 +250,36 @@ class MemoryStorage(Storage):
         with self._lock:
             s = self._study(study_id)
             t = self._trial(s, number)
-            ok = t.state is TrialState.RUNNING or (t.state is TrialState.WAITING and state is TrialState.FAILED)
-            if not ok:
+            if t.state not in finish_allowed(state):
                 raise finished_error(number, t.state, t.fields.get("reason"))
             self._bump(
                 s, t, state=state, value=value, reason=reason, traceback=traceback, finished_at=time.time()
             )
+
+    def pause_trial(self, study_id: int, number: int) -> None:
+        with self._lock:
+            s = self._study(study_id)
+            t = self._running(s, number)
+            self._bump(s, t, state=TrialState.PAUSED)
+            t.heartbeat_at = None
+
+    def resume_trial(
+        self, study_id: int, number: int, worker: str, *, last_step: int | None = None
+    ) -> TrialRecord:
+        with self._lock:
+            s = self._study(study_id)
+            t = self._trial(s, number)
+            if t.state is not TrialState.PAUSED:
+                raise TrialStateError(f"trial {number} is {t.state}, not PAUSED; it cannot be resumed")
+            inter = t.fields["intermediate"]
+            at = max(inter) if inter else -1
+            if last_step is not None and at != last_step:
+                raise TrialStateError(
+                    f"trial {number} is PAUSED at step {at}, not at step {last_step}; it was not resumed"
+                )
+            self._bump(s, t, state=TrialState.RUNNING, worker=worker)
+            t.heartbeat_at = time.time()
+            return t.record
 
     def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:
         with self._lock:
@@ -285,6 +311,15 @@ class MemoryStorage(Storage):
                 s.touch(t)
                 t.update(state=TrialState.FAILED, reason=HEARTBEAT_LOST, finished_at=now)
             return [t.fields["number"] for t in dead]
+
+    def artifact_root(self) -> str | None:
+        """A temporary directory, removed with this storage object (checkpoints live as long as the studies)."""
+        with self._lock:
+            if self._tmp is None:
+                import tempfile
+
+                self._tmp = tempfile.TemporaryDirectory(prefix="selftune-artifacts-")
+            return str(self._tmp.name)
 
     def read_trials(self, study_id: int, cursor: int = 0) -> tuple[list[TrialRecord], int]:
         with self._lock:

@@ -12,6 +12,7 @@ Concurrency rules:
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal, overload
@@ -40,6 +41,7 @@ from selftune.storage._base import (
     check_key,
     check_study_name,
     dumps,
+    finish_allowed,
     finished_error,
     loads,
 )
@@ -84,8 +86,14 @@ class SQLStorage(Storage):
                 f"unsupported storage URL {self.url!r}; expected sqlite:///path.db, postgresql://... or memory"
             )
         self.dialect = backend
+        db = sa_url.database if backend == "sqlite" else None
+        self._sqlite_file = None if not db or db == ":memory:" or db.startswith("file:") else os.path.abspath(db)
         self._init_schema()
         self._q = _Statements(self._now())
+
+    def artifact_root(self) -> str | None:
+        """Beside an SQLite file: ``<file>.artifacts``; none for PostgreSQL (give a shared path)."""
+        return None if self._sqlite_file is None else self._sqlite_file + ".artifacts"
 
     # -- engines ----------------------------------------------------------------------------------------
     @staticmethod
@@ -453,7 +461,7 @@ class SQLStorage(Storage):
         traceback: str | None = None,
     ) -> None:
         check_finish(number, state, value)
-        allowed = [TrialState.RUNNING.value] + ([TrialState.WAITING.value] if state is TrialState.FAILED else [])
+        allowed = [st.value for st in finish_allowed(state)]
         with self._tx(write=True) as conn:
             seq, _ = self._bump(conn, study_id)
             row = conn.execute(
@@ -465,6 +473,48 @@ class SQLStorage(Storage):
             ).first()
             if row is None:
                 self._raise_not_running(conn, study_id, number)
+
+    def pause_trial(self, study_id: int, number: int) -> None:
+        t = S.trials.c
+        with self._tx(write=True) as conn:
+            seq, _ = self._bump(conn, study_id)
+            row = conn.execute(
+                sa.update(S.trials)
+                .where(t.study_id == study_id, t.number == number, t.state == TrialState.RUNNING.value)
+                .values(state=TrialState.PAUSED.value, heartbeat_at=None, seq=seq)
+                .returning(t.id)
+            ).first()
+            if row is None:
+                self._raise_not_running(conn, study_id, number)
+
+    def resume_trial(
+        self, study_id: int, number: int, worker: str, *, last_step: int | None = None
+    ) -> TrialRecord:
+        t, v = S.trials.c, S.trial_values.c
+        cond = [t.study_id == study_id, t.number == number, t.state == TrialState.PAUSED.value]
+        at = sa.func.coalesce(sa.select(sa.func.max(v.step)).where(v.trial_id == t.id).scalar_subquery(), -1)
+        if last_step is not None:
+            cond.append(at == int(last_step))
+        with self._tx(write=True) as conn:
+            seq, _ = self._bump(conn, study_id)
+            row = conn.execute(
+                sa.update(S.trials)
+                .where(*cond)
+                .values(state=TrialState.RUNNING.value, worker=worker, heartbeat_at=self._now(), seq=seq)
+                .returning(t.id)
+            ).first()
+            if row is None:
+                found = conn.execute(
+                    sa.select(t.state, at).where(t.study_id == study_id, t.number == number)
+                ).first()
+                if found is None:
+                    raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
+                if found[0] == TrialState.PAUSED.value:
+                    raise TrialStateError(
+                        f"trial {number} is PAUSED at step {found[1]}, not at step {last_step}; it was not resumed"
+                    )
+                raise TrialStateError(f"trial {number} is {found[0]}, not PAUSED; it cannot be resumed")
+            return self._records(conn, t.id == row[0])[0]
 
     def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:
         if not numbers:

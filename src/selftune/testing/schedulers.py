@@ -1,12 +1,15 @@
 """The scheduler conformance suite: subclass :class:`SchedulerConformance` and provide ``make_scheduler``.
 
 ``make_scheduler()`` must return a new scheduler configured for curves of :data:`MAX_STEP` steps
-(steps ``1 .. MAX_STEP``). A scheduler that never stops anything on purpose sets ``stops_bad_trials = False``.
+(steps ``1 .. MAX_STEP``). A scheduler that never stops anything on purpose, or one that waits for every
+trial of a cohort (synchronous successive halving: the suite's histories hold trials that never report),
+sets ``stops_bad_trials = False``.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import pickle
 from collections.abc import Callable
@@ -117,7 +120,7 @@ class SchedulerConformance:
         """With nothing to compare against, a trial runs to the end."""
         curve = _curve(5.0, MAX_STEP, np.random.default_rng(0))
         empty = History([], params={})
-        assert all(d.action is Action.CONTINUE for d in self._decisions(make_scheduler(), empty, 0, curve))
+        assert all(not d.stops for d in self._decisions(make_scheduler(), empty, 0, curve))
 
     def test_best_trial_is_never_stopped(self, make_scheduler: Callable[[], Scheduler]) -> None:
         history = curve_history(80, seed=4)
@@ -175,6 +178,22 @@ class SchedulerConformance:
             pending = {r.number for r in history.pending}
             assert {r.number for r in view.pending} <= pending
             assert {r.number for r in view.failed} == {r.number for r in history.failed}
+
+    def test_on_paused_decides_paused_trials_only(self, make_scheduler: Callable[[], Scheduler]) -> None:
+        """Decisions on PAUSED trials: only for them, CONTINUE or STOP, deterministic; ``final`` decides no fewer."""
+        base = curve_history(60, seed=14)
+        records = [
+            dataclasses.replace(r, state=TrialState.PAUSED) if r.state is TrialState.RUNNING and r.intermediate else r
+            for r in base.trials
+        ]
+        history = History(records, direction=base.direction, params={})
+        paused = {r.number for r in records if r.state is TrialState.PAUSED}
+        for final in (False, True):
+            out = make_scheduler().on_paused(history, final)
+            assert set(out) <= paused
+            assert all(d.action in (Action.CONTINUE, Action.STOP) for d in out.values())
+            assert out == make_scheduler().on_paused(history, final)
+        assert len(make_scheduler().on_paused(history, True)) >= len(make_scheduler().on_paused(history, False))
 
     def test_rungs_sorted(self, make_scheduler: Callable[[], Scheduler]) -> None:
         rungs = make_scheduler().rungs(curve_history(30, seed=13))

@@ -173,6 +173,82 @@ class StorageConformance:
         with pytest.raises(InvalidValueError):
             storage.finish_trial(study_id, storage.start_trial(study_id, "w").number, TrialState.FAILED, 1.0)
 
+    def test_pause_resume(self, storage: Storage, study_id: int) -> None:
+        """RUNNING ⇄ PAUSED keeps the curve and parameters; a paused trial is neither reaped nor writable."""
+        n = storage.start_trial(study_id, "w1", params={"lr": 0.1}).number
+        storage.report(study_id, n, 1, 0.5)
+        storage.pause_trial(study_id, n)
+        rec = storage.get_trial(study_id, n)
+        assert rec.state is TrialState.PAUSED and rec.intermediate == {1: 0.5} and dict(rec.params) == {"lr": 0.1}
+        assert not rec.state.finished
+        with pytest.raises(TrialStateError, match="PAUSED"):
+            storage.report(study_id, n, 2, 0.4)
+        with pytest.raises(TrialStateError):
+            storage.finish_trial(study_id, n, TrialState.COMPLETE, 0.4)  # resume first
+        with pytest.raises(TrialStateError):
+            storage.pause_trial(study_id, n)
+        time.sleep(0.2)
+        assert storage.reap(study_id, grace=0.05) == []  # nobody runs it: nothing to reap
+        assert storage.heartbeat(study_id, [n]) == [n]  # its old worker learns it let it go
+        rec = storage.resume_trial(study_id, n, "w2")
+        assert rec.state is TrialState.RUNNING and rec.worker == "w2" and rec.intermediate == {1: 0.5}
+        with pytest.raises(TrialStateError, match="not PAUSED"):
+            storage.resume_trial(study_id, n, "w3")
+        storage.report(study_id, n, 2, 0.4)
+        storage.finish_trial(study_id, n, TrialState.COMPLETE, 0.4)
+        assert storage.get_trial(study_id, n).intermediate == {1: 0.5, 2: 0.4}
+        with pytest.raises(TrialNotFoundError):
+            storage.resume_trial(study_id, 99, "w")
+
+    def test_resume_checks_where_the_trial_waits(self, storage: Storage, study_id: int) -> None:
+        """A resume decided on an old view (the trial has moved on and paused again) is refused."""
+        n = storage.start_trial(study_id, "w").number
+        storage.pause_trial(study_id, n)
+        storage.resume_trial(study_id, n, "w", last_step=-1)  # no report yet
+        storage.report(study_id, n, 1, 0.5)
+        storage.report(study_id, n, 3, 0.4)
+        storage.pause_trial(study_id, n)
+        with pytest.raises(TrialStateError, match="PAUSED at step 3, not at step 1"):
+            storage.resume_trial(study_id, n, "late", last_step=1)
+        assert storage.get_trial(study_id, n).state is TrialState.PAUSED
+        assert storage.resume_trial(study_id, n, "w2", last_step=3).worker == "w2"
+
+    def test_paused_trial_can_be_stopped_or_failed(self, storage: Storage, study_id: int) -> None:
+        a, b = storage.start_trial(study_id, "w").number, storage.start_trial(study_id, "w").number
+        for n in (a, b):
+            storage.report(study_id, n, 3, 2.0)
+            storage.pause_trial(study_id, n)
+        storage.finish_trial(study_id, a, TrialState.STOPPED, 2.0, reason="not promoted")
+        storage.finish_trial(study_id, b, TrialState.FAILED, reason="gone")
+        assert storage.get_trial(study_id, a).state is TrialState.STOPPED
+        assert storage.get_trial(study_id, a).reason == "not promoted"
+        assert storage.get_trial(study_id, b).state is TrialState.FAILED
+        with pytest.raises(TrialStateError):
+            storage.resume_trial(study_id, a, "w")
+
+    def test_resume_is_taken_by_exactly_one_thread(self, storage: Storage, study_id: int) -> None:
+        n = storage.start_trial(study_id, "w").number
+        storage.pause_trial(study_id, n)
+        wins: list[str] = []
+        errors: list[BaseException] = []
+
+        def work(name: str) -> None:
+            try:
+                storage.resume_trial(study_id, n, name)
+                wins.append(name)
+            except TrialStateError:
+                pass
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert len(wins) == 1 and storage.get_trial(study_id, n).worker == wins[0]
+
     # -- params, reports, attributes ------------------------------------------------------------------
     def test_params_round_trip(self, storage: Storage, study_id: int) -> None:
         params = {"lr": 0.1 + 0.2, "n": 7, "opt": "adam", "shape": [3, [4, None]], "cfg": {"a": True}, "ß 键": -0.0}
