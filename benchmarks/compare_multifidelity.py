@@ -4,6 +4,7 @@ full-budget search and Optuna's pruners, on learning-curve problems, several see
     python benchmarks/compare_multifidelity.py --quick                       # synthetic curves, 3 seeds (a minute)
     python benchmarks/compare_multifidelity.py --seeds 20 --workers 2        # synthetic curves, 20 seeds
     python benchmarks/compare_multifidelity.py --problems digits-mlp --seeds 5 --full-trials 30
+    python benchmarks/compare_multifidelity.py --methods raytune-asha     # with `pip install 'selftune[ray]'`
 
 Every method gets the same budget of training steps (epochs): ``--full-trials`` × the problem's
 ``max_steps``, i.e. what a search without early stopping spends on ``--full-trials`` trials. Results are
@@ -39,6 +40,10 @@ def _fingerprint(method: str) -> str:
         from importlib import metadata
 
         return "optuna-" + metadata.version("optuna")
+    if method.startswith("raytune"):
+        from importlib import metadata
+
+        return "ray-" + metadata.version("ray")
     h = hashlib.sha256()
     src = ROOT / "src" / "selftune"
     for sub in ("samplers", "schedulers", "benchmarks/curves.py", "benchmarks/curves_torch.py",
@@ -68,7 +73,11 @@ def _mean(xs: list[float]) -> float:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--problems", default="synthetic-curves")
-    ap.add_argument("--methods", default=",".join(MF_METHODS))
+    ap.add_argument(
+        "--methods",
+        default=",".join(m for m in MF_METHODS if not m.startswith("raytune")),
+        help="comma-separated; raytune-asha needs `pip install 'selftune[ray]'` and is not in the default list",
+    )
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--full-trials", type=int, default=40, help="budget = this × max_steps training steps")
     ap.add_argument("--max-steps", type=int, default=None, help="override the problems' max_steps")

@@ -13,11 +13,17 @@ problem, the validation error it reported on the PyTorch ones). Methods are name
 ``selftune-median-tpe``                        median stopping
 ``optuna-tpe-hyperband``, ``optuna-tpe-sha``, ``optuna-tpe-median``, ``optuna-tpe-full``  Optuna's TPESampler with
                                                its HyperbandPruner / SuccessiveHalvingPruner / MedianPruner / none
+``raytune-asha``                               Ray Tune's ASHAScheduler (eta 3, one bracket) with its default random
+                                               search (seeded), one trial at a time
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -163,6 +169,153 @@ def _optuna(pruner: str | None) -> Callable[[CurveProblem, int, int], MFRun]:
     return run
 
 
+def _ray_domain(tune: Any, p: Param) -> Any:
+    """The Ray Tune sampling domain equivalent to ``p`` (selftune's Int ``high`` is inclusive, Ray's
+    ``randint`` / ``lograndint`` upper bound exclusive; the ``q`` variants' upper bound is inclusive)."""
+    if isinstance(p, Float):
+        if p.step is not None:
+            return (tune.qloguniform if p.log else tune.quniform)(p.low, p.high, p.step)
+        return (tune.loguniform if p.log else tune.uniform)(p.low, p.high)
+    if isinstance(p, Int):
+        if p.step is not None and p.step != 1:
+            return (tune.qlograndint if p.log else tune.qrandint)(p.low, p.high, p.step)
+        return (tune.lograndint if p.log else tune.randint)(p.low, p.high + 1)
+    assert isinstance(p, Choice)
+    return tune.choice(list(p.choices))
+
+
+def _from_ray(p: Param, value: Any) -> Any:
+    """A value Ray sampled for ``p`` as the plain Python value selftune's space expects (not numpy's)."""
+    if isinstance(p, Float):
+        return float(value)
+    if isinstance(p, Int):
+        return int(value)
+    assert isinstance(p, Choice)
+    return next((c for c in p.choices if c == value), value)
+
+
+#: Ray's environment for a run: no per-result CSV/JSON/TensorBoard files, no usage reporting, the quiet
+#: (pre-2.5) console output, which ``verbose=0`` silences
+_RAY_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AIR_NEW_OUTPUT": "0"}
+#: the logger that warns, once a run ends, that the per-trial result files (disabled above) are missing
+_RAY_QUIET_LOGGER = "ray.tune.analysis.experiment_analysis"
+
+
+def _raytune_asha(problem: CurveProblem, seed: int, budget: int) -> MFRun:
+    """Ray Tune's ASHA with its default (random) search, trials run one at a time until ``budget`` steps.
+
+    The trainable calls :meth:`CurveProblem.run` and ``ray.tune.report`` after every step; Tune's function
+    API blocks each report until the driver asks for the next step, so ASHA stopping a trial (the trainable
+    is terminated) cuts it exactly after the step it judged, and the steps a trial trained are the results
+    the driver received from it. A :class:`ray.tune.Stopper` counts them (per trial, the highest step seen,
+    so the duplicate result Tune sends when a function returns is not counted twice); once the steps spent
+    reach ``budget`` it stops the trial that reported and the experiment (a trial cut there is counted as
+    stopped). A :class:`ray.tune.Callback` records each trial as it ends (in completion order): the trace
+    point, and the best trial that ran all ``max_steps``. Each trial is seeded ``_trial_seed(seed, n)`` with
+    ``n`` its index in creation order (the counter ending Ray's trial id).
+    """
+    from selftune._imports import require
+
+    ray = require("ray", "ray")
+    tune = require("ray.tune", "ray")
+    from ray.tune import Callback, Stopper
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    steps = problem.max_steps
+    space = problem.space
+    result = MFRun("", problem.name, seed, budget)
+    ran: dict[str, int] = {}  # trial id -> steps it trained (results received)
+    last: dict[str, float] = {}  # trial id -> value at its last step
+    best: list[Any] = [None]  # (observed final value, score) of the recommended trial
+
+    def trainable(config: dict[str, Any]) -> None:
+        from ray import tune as rtune
+
+        number = int(str(rtune.get_context().get_trial_id()).rsplit("_", 1)[-1])
+        params = {name: _from_ray(p, config[name]) for name, p in space.items()}
+
+        def report(step: int, value: float) -> bool:
+            rtune.report({"value": float(value), "step": int(step)})
+            return False  # ASHA stops a trial by terminating it, never through the trainable
+
+        problem.run(params, report, _trial_seed(seed, number))
+
+    class BudgetStopper(Stopper):
+        def __call__(self, trial_id: str, res: dict[str, Any]) -> bool:
+            if "step" in res:
+                if int(res["step"]) > ran.get(trial_id, 0):
+                    ran[trial_id] = int(res["step"])
+                    last[trial_id] = float(res["value"])
+            return self.stop_all()
+
+        def stop_all(self) -> bool:
+            return sum(ran.values()) >= budget
+
+    class Recorder(Callback):
+        def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self._ended(trial)
+
+        def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+            self._ended(trial)
+
+        def _ended(self, trial: Any) -> None:
+            done = ran.get(trial.trial_id, 0)
+            if done == 0:  # never trained (a pending trial dropped when the budget ran out)
+                return
+            result.trials += 1
+            result.stopped += done < steps
+            value = last[trial.trial_id]
+            if done >= steps and (best[0] is None or value < best[0][0]):
+                params = {name: _from_ray(p, trial.config[name]) for name, p in space.items()}
+                best[0] = (value, problem.score(params, value))
+            result.trace.append((sum(ran.values()), math.inf if best[0] is None else best[0][1]))
+
+    saved = {k: os.environ.get(k) for k in _RAY_ENV}  # read when Ray starts / Tune runs, not on import
+    os.environ.update(_RAY_ENV)
+    quiet = logging.getLogger(_RAY_QUIET_LOGGER)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    started = not ray.is_initialized()
+    storage = tempfile.mkdtemp(prefix="selftune-ray-")  # Tune's results, and the session's logs (~10 MB)
+    try:
+        if started:
+            ray.init(
+                num_cpus=2, include_dashboard=False, object_store_memory=200 * 1024**2, log_to_driver=False,
+                ignore_reinit_error=True, configure_logging=False, _temp_dir=os.path.join(storage, "ray"),
+            )
+        tuner = tune.Tuner(
+            trainable,
+            param_space={name: _ray_domain(tune, p) for name, p in space.items()},
+            tune_config=tune.TuneConfig(
+                num_samples=budget,  # an upper bound: every trial trains at least one step
+                reuse_actors=True,
+                # one trial at a time (set here: TuneConfig's max_concurrent_trials ignores a generator)
+                search_alg=BasicVariantGenerator(max_concurrent=1, random_state=seed),
+                scheduler=ASHAScheduler(
+                    time_attr="training_iteration", metric="value", mode="min", max_t=steps, grace_period=1,
+                    reduction_factor=3, brackets=1,
+                ),
+            ),
+            run_config=tune.RunConfig(
+                name="raytune-asha", storage_path=storage, stop=BudgetStopper(), callbacks=[Recorder()],
+                verbose=0,
+            ),
+        )
+        tuner.fit()
+    finally:
+        if started:
+            ray.shutdown()
+        shutil.rmtree(storage, ignore_errors=True)
+        quiet.setLevel(level)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return result
+
+
 #: method name → ``run(problem, seed, budget) -> MFRun``
 MF_METHODS: dict[str, Callable[[CurveProblem, int, int], MFRun]] = {
     "selftune-full-tpe": _selftune("tpe", None),
@@ -176,6 +329,7 @@ MF_METHODS: dict[str, Callable[[CurveProblem, int, int], MFRun]] = {
     "optuna-tpe-hyperband": _optuna("hyperband"),
     "optuna-tpe-sha": _optuna("sha"),
     "optuna-tpe-median": _optuna("median"),
+    "raytune-asha": _raytune_asha,
 }
 
 
