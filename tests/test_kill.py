@@ -1,7 +1,7 @@
 """Kill tests: workers SIGKILLed at random moments lose no completed result, and their trials are reaped.
 
 The main test (SQLite and PostgreSQL) runs 8 real worker processes (``tests/kill_worker.py``) on one study
-until it holds ``BUDGET`` trials. Every few trials it SIGKILLs a worker (starting a replacement each time)
+until it holds ``BUDGET`` trials. Every 2-8 trials it SIGKILLs a worker (starting a replacement each time)
 until at least 10 kills have hit a worker with a trial in flight, then checks the study against the ledgers
 the workers wrote after each ``tell`` returned: no told result lost, dense numbers, nothing left RUNNING,
 each killed worker's in-flight trial FAILED with the heartbeat-lost reason soon after the grace period.
@@ -158,7 +158,7 @@ def _run_workers(url: str, name: str, tmp: Path, seed: int) -> _Run:
                     next_kill = None  # no kills near the end of the budget, so the end stays clean
                 elif used >= next_kill and len([w for w in live if _looping(w)]) > MIN_LOOPING:
                     _kill_one(rng, run, pool, live, trials, monitor)
-                    next_kill = used + rng.randint(3, 12)
+                    next_kill = used + rng.randint(2, 8)  # room for 10+ kills even when replacements start slowly
             time.sleep(0.01)
     finally:
         for w in run.workers:
