@@ -40,7 +40,7 @@ MID_TRIAL_KILLS = 10  # kills that hit a worker with a trial in flight (more kil
 KILL_WINDOW = BUDGET - 60  # no kills once the study holds this many trials
 # a kill needs this many other workers in their optimize loop: replacements take a second or more to start
 # on 2 busy cores, and with none left looping nobody would reap (or run) the study for a while
-MIN_LOOPING = 5
+MIN_LOOPING = 4
 SPARES = 3  # worker processes kept started ahead (imports done), so a replacement joins at once
 GRACE = 1.5  # as in kill_worker.py (heartbeat interval 0.2 s)
 DEADLINE = 180.0  # a hang detector: a run takes 15-30 s on 2 idle cores, ~90 s under heavy load

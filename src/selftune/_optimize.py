@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from selftune._progress import Progress
+from selftune._scheduling import resume_next
 from selftune.exceptions import (
     InvalidParameterError,
     StopTrial,
@@ -72,7 +73,7 @@ def run_optimize(
                 break
             spent = trials is not None and used >= trials
             # paused trials first: the scheduler may let one go on (or stop some) before anything new starts
-            trial = study._resume_next(history, final=spent)
+            trial = resume_next(study, history, final=spent)
             if trial is None:
                 if spent:
                     break

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from selftune._heartbeat import Heartbeat
+from selftune._random import ask_rng, stable_hash
 from selftune.exceptions import (
     CheckpointError,
     InvalidParameterError,
@@ -24,11 +25,10 @@ from selftune.exceptions import (
     ParameterConflictError,
     StudyExistsError,
     TrialStateError,
-    UnsupportedDecisionError,
 )
 from selftune.history import History
 from selftune.samplers import AutoSampler, Sampler
-from selftune.schedulers import Action, Decision, Scheduler
+from selftune.schedulers import Action, Scheduler
 from selftune.space import Param, Space, param_from_json
 from selftune.storage import Storage, StudySummary, get_storage
 from selftune.storage._base import check_study_name
@@ -39,7 +39,6 @@ __all__ = ["Study", "create_study", "load_study", "delete_study", "list_studies"
 logger = logging.getLogger("selftune")
 
 _DIRECTIONS = ("minimize", "maximize")
-_CONTINUE = Decision(Action.CONTINUE)
 
 
 def _worker_id() -> str:
@@ -245,7 +244,7 @@ class Study:
             value = trial._proposal[name]
         else:
             history = self._history.get(trial.number) or self.history()
-            rng = _rng(self.sampler.seed, len(history), salt=(trial.number, _stable_hash(name)))
+            rng = ask_rng(self.sampler.seed, len(history), salt=(trial.number, stable_hash(name)))
             value = param.validate(self.sampler.propose_param(history, name, param, rng=rng), name)
         self._storage.set_trial_params(self._id, trial.number, {name: value})
         return value
@@ -257,7 +256,9 @@ class Study:
         self._storage.set_trial_attr(self._id, trial.number, key, value)
 
     def _should_stop(self, trial: Trial) -> bool:
-        return self._decide(trial).action in (Action.STOP, Action.PAUSE)
+        from selftune._scheduling import decide
+
+        return decide(self, trial).action in (Action.STOP, Action.PAUSE)
 
     @property
     def artifacts(self) -> Path | None:
@@ -290,33 +291,6 @@ class Study:
         found = store.latest(trial.number)
         return None if found is None else store.load(found)
 
-    def _decide(self, trial: Trial) -> Decision:
-        """The scheduler's decision on ``trial``'s latest report (made once per report, then kept)."""
-        step = max(trial._intermediate) if trial._intermediate else None
-        if self.scheduler is None or step is None:
-            return _CONTINUE
-        if trial._decision is not None and trial._decision[0] == step:
-            return trial._decision[1]
-        record = TrialRecord(
-            number=trial.number,
-            state=TrialState.RUNNING,
-            params=dict(trial._params),
-            intermediate=dict(trial._intermediate),
-            worker=self.worker,
-        )
-        decision = self.scheduler.on_report(record, self.history())
-        if not isinstance(decision, Decision):
-            raise TypeError(
-                f"{type(self.scheduler).__name__}.on_report must return a Decision, got {type(decision).__name__}"
-            )
-        if decision.action is Action.EXPLOIT:
-            raise UnsupportedDecisionError(
-                f"trial {trial.number}: {type(self.scheduler).__name__} decided {decision.action} at step {step}; "
-                "this version of Study acts on continue, stop and pause only"
-            )
-        trial._decision = (step, decision)
-        return decision
-
     def _on_lost(self, number: int) -> None:
         trial = self._live.get(number)
         if trial is not None:
@@ -331,46 +305,11 @@ class Study:
         With a scheduler that pauses trials, a paused trial its scheduler lets go on is resumed first
         (``trial.resume_step`` tells where it stopped).
         """
-        history = self.history()
-        if not fixed:
-            resumed = self._resume_next(history, final=False)
-            if resumed is not None:
-                return resumed
-        return self._ask(history, fixed)
+        from selftune._scheduling import resume_next
 
-    def _resume_next(self, history: History, final: bool) -> Trial | None:
-        """Apply the scheduler's decisions on PAUSED trials: stop those it drops, resume one it promotes."""
-        if self.scheduler is None or self._count(TrialState.PAUSED) == 0:
-            return None
-        decisions = self.scheduler.on_paused(history, final)
-        for number, d in sorted(decisions.items()):
-            if d.stops:  # final: a trial dropped at a rung is never promoted by a later, fuller view
-                record = self._records[number] if number < len(self._records) else None
-                inter = {} if record is None else record.intermediate
-                last = inter[max(inter)] if inter else None
-                try:
-                    self._storage.finish_trial(self._id, number, TrialState.STOPPED, last, d.reason)
-                except TrialStateError:
-                    pass  # another worker decided it first
-        seen = {r.number: r for r in history.trials}
-        for number, d in sorted(decisions.items()):
-            if d.action is not Action.CONTINUE or number not in seen:
-                continue
-            step = seen[number].last_step
-            try:  # only if it still waits where this decision saw it (not resumed and paused again since)
-                record = self._storage.resume_trial(
-                    self._id, number, self.worker, last_step=-1 if step is None else step
-                )
-            except TrialStateError:
-                continue  # another worker took it
-            trial = Trial(self, number, params=record.params, fixed=record.fixed, intermediate=record.intermediate)
-            with self._lock:
-                self._put(record)
-                self._live[number] = trial
-                self._history[number] = history
-            self._heartbeat.add(number)
-            return trial
-        return None
+        history = self.history()
+        resumed = None if fixed else resume_next(self, history, final=False)
+        return resumed if resumed is not None else self._ask(history, fixed)
 
     def _pause(self, trial: Trial) -> TrialRecord:
         """Give a running trial back (RUNNING → PAUSED) and return its record."""
@@ -378,15 +317,28 @@ class Study:
             self._storage.pause_trial(self._id, trial.number)
         finally:
             self._forget(trial.number)
+        return self._fresh_record(trial.number)
+
+    def _fresh_record(self, number: int) -> TrialRecord:
+        """Trial ``number`` after a refresh (the read the next ask would make anyway)."""
         self._refresh()
-        record = self._records[trial.number] if trial.number < len(self._records) else None
-        return record if record is not None else self.get_trial(trial.number)
+        record = self._records[number] if number < len(self._records) else None
+        return record if record is not None else self.get_trial(number)
+
+    def _adopt(self, record: TrialRecord, trial: Trial, history: History) -> Trial:
+        """Take ``trial`` on as running here: cached, live, heart-beaten."""
+        with self._lock:
+            self._put(record)
+            self._live[record.number] = trial
+            self._history[record.number] = history
+        self._heartbeat.add(record.number)
+        return trial
 
     def _ask(self, history: History, fixed: Mapping[str, Any] | None = None) -> Trial:
         if self.scheduler is not None:  # model-based multi-fidelity: fit at the best-supported fidelity
             history = self.scheduler.for_sampler(history)
         space = self.space if self.space is not None else Space(dict(history.params))
-        rng = _rng(self.sampler.seed, len(history))
+        rng = ask_rng(self.sampler.seed, len(history))
         proposal = self.sampler.propose(history, space, 1, rng=rng)[0] if len(space) else {}
         fixed = dict(fixed or {})
         if self.space is not None:
@@ -405,13 +357,7 @@ class Study:
             params = self._complete(proposal, fixed)
             self.space.validate(params)
             self._storage.set_trial_params(self._id, record.number, params)
-        trial = Trial(self, record.number, params=params, fixed=fixed, proposal=proposal)
-        with self._lock:
-            self._put(record)
-            self._live[record.number] = trial
-            self._history[record.number] = history
-        self._heartbeat.add(record.number)
-        return trial
+        return self._adopt(record, Trial(self, record.number, params=params, fixed=fixed, proposal=proposal), history)
 
     def _complete(self, proposal: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
         """Merge ``fixed`` into a declared-space proposal and drop what the fixed values make inactive."""
@@ -424,7 +370,7 @@ class Study:
                 out[name] = merged[name]
         missing = [n for n in self.space if self.space.is_active(n, out) and n not in out]
         if missing:  # a fixed parent activated a child the proposal did not cover
-            rng = _rng(self.sampler.seed, sum(self._counts.values()), salt=(len(missing),))
+            rng = ask_rng(self.sampler.seed, sum(self._counts.values()), salt=(len(missing),))
             for n in missing:
                 out[n] = self.space[n].from_unit(rng.random())
         return out
@@ -472,9 +418,7 @@ class Study:
             self._storage.finish_trial(self._id, number, st, v, reason, traceback)
         finally:
             self._forget(number)
-        self._refresh()  # the read the next ask would make anyway; it brings back the finished record
-        record = self._records[number] if number < len(self._records) else None
-        return record if record is not None else self.get_trial(number)
+        return self._fresh_record(number)
 
     def _forget(self, number: int) -> None:
         self._heartbeat.discard(number)
@@ -530,29 +474,6 @@ class Study:
             return None
 
 
-def _stable_hash(text: str) -> int:
-    h = 2166136261
-    for b in text.encode("utf-8"):
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-def _rng(seed: int | None, position: int, salt: tuple[int, ...] = ()) -> np.random.Generator:
-    """The generator for the ask at ``position``: reproducible under a seed, fresh entropy without one.
-
-    Under a seed, a counter-based Philox stream keyed by (seed, position): independent streams, and
-    cheaper to build than hashing a seed sequence on every ask.
-    """
-    if seed is None:
-        return _UNSEEDED
-    key = ((int(seed) % 2**64) << 64) | (int(position) % 2**64)
-    words = [int(x) % 2**64 for x in salt[:2]] + [0] * (2 - len(salt[:2]))
-    return np.random.Generator(np.random.Philox(key=key, counter=[0, 0, *words]))
-
-
-_UNSEEDED = np.random.default_rng()
-
-
 def create_study(
     name: str | None = None,
     *,
@@ -595,9 +516,9 @@ def create_study(
                 f"study {name!r} exists in {st.url} with another declared space; "
                 "use a new study name or the same space"
             ) from None
-    return Study(
-        st,
+    return load_study(
         name,
+        storage=st,
         sampler=sampler,
         scheduler=scheduler,
         artifacts=artifacts,

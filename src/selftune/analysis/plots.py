@@ -90,6 +90,11 @@ def _title(text: str, notes: Sequence[str]) -> str:
     return text if not notes else f"{text}<br><sup>{'; '.join(notes)}</sup>"
 
 
+def _no_complete(go: Any, title: str, history: History) -> Figure:
+    """The empty figure for a study without a complete trial (or without any trial)."""
+    return _empty(go, title, "no COMPLETE trial yet" if history.trials else "no trials yet")
+
+
 def _empty(go: Any, title: str, note: str) -> Figure:
     """A figure with no data and ``note`` in its middle."""
     fig = go.Figure()
@@ -274,7 +279,7 @@ def plot_parallel_coordinates(
     records = finite_complete(history)
     title = "Parallel coordinates"
     if not records:
-        return _empty(go, title, "no COMPLETE trial yet" if history.trials else "no trials yet")
+        return _no_complete(go, title, history)
     names = select_params(known, records, params)
     idx = _keep_best(history, records, max_points)
     shown = [records[i] for i in idx]
@@ -308,7 +313,7 @@ def plot_slice(
     records = finite_complete(history)
     title = "Slice"
     if not records:
-        return _empty(go, title, "no COMPLETE trial yet" if history.trials else "no trials yet")
+        return _no_complete(go, title, history)
     names = select_params(known, records, params)
     if not names:
         return _empty(go, title, "the trials set no parameters")
@@ -387,7 +392,7 @@ def plot_contour(
     title = f"Contour of {x} and {y}"
     records = finite_complete(history)
     if not records:
-        return _empty(go, title, "no COMPLETE trial yet" if history.trials else "no trials yet")
+        return _no_complete(go, title, history)
     select_params(known, records, [x, y])  # both known
     both = [r for r in records if x in r.params and y in r.params]
     notes = [] if len(both) == len(records) else [f"{len(records) - len(both)} trials without both left out"]

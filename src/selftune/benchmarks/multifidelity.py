@@ -25,7 +25,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -68,6 +68,26 @@ class MFRun:
         return asdict(self)
 
 
+class _Tracker:
+    """Adds each finished trial to a run's trace: the steps spent, and the score of the recommendation (the
+    trial with the lowest final value among those that ran every step)."""
+
+    def __init__(self, result: MFRun, problem: CurveProblem) -> None:
+        self.result = result
+        self.problem = problem
+        self.best: tuple[float, float] | None = None  # (observed final value, score)
+
+    def add(
+        self, spent: int, *, stopped: bool, final: float | None = None, params: Mapping[str, Any] | None = None
+    ) -> None:
+        """One finished trial; ``final`` (with its ``params``) when it ran every step."""
+        self.result.trials += 1
+        self.result.stopped += stopped
+        if final is not None and params is not None and (self.best is None or final < self.best[0]):
+            self.best = (final, self.problem.score(params, float(final)))
+        self.result.trace.append((spent, math.inf if self.best is None else self.best[1]))
+
+
 def _selftune(sampler: str, scheduler: str | None) -> Callable[[CurveProblem, int, int], MFRun]:
     def run(problem: CurveProblem, seed: int, budget: int) -> MFRun:
         import selftune
@@ -90,17 +110,16 @@ def _selftune(sampler: str, scheduler: str | None) -> Callable[[CurveProblem, in
         )
         counter = StepCounter()
         result = MFRun("", problem.name, seed, budget)
-        best: list[Any] = [None]
+        tracker = _Tracker(result, problem)
 
         def after(study: selftune.Study, record: selftune.TrialRecord) -> None:
-            result.trials += 1
-            result.stopped += record.state is selftune.TrialState.STOPPED
-            value = record.value
-            if record.state is selftune.TrialState.COMPLETE and value is not None and (
-                best[0] is None or value < best[0][0]
-            ):
-                best[0] = (value, problem.score(record.params, float(value)))
-            result.trace.append((counter.steps, math.inf if best[0] is None else best[0][1]))
+            complete = record.state is selftune.TrialState.COMPLETE
+            tracker.add(
+                counter.steps,
+                stopped=record.state is selftune.TrialState.STOPPED,
+                final=record.value if complete else None,
+                params=record.params,
+            )
             if counter.steps >= budget:
                 study.stop()
 
@@ -136,9 +155,9 @@ def _optuna(pruner: str | None) -> Callable[[CurveProblem, int, int], MFRun]:
         }
         study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruners[pruner]())
         result = MFRun("", problem.name, seed, budget)
+        tracker = _Tracker(result, problem)
         counter = StepCounter()
         space = problem.space
-        best: list[Any] = [None]
 
         def objective(trial: Any) -> float:
             params = {name: _optuna_suggest(trial, name, p) for name, p in space.items()}
@@ -154,12 +173,13 @@ def _optuna(pruner: str | None) -> Callable[[CurveProblem, int, int], MFRun]:
             return value
 
         def after(study: Any, frozen: Any) -> None:
-            result.trials += 1
-            result.stopped += frozen.state == optuna.trial.TrialState.PRUNED
-            if frozen.state == optuna.trial.TrialState.COMPLETE and (best[0] is None or frozen.value < best[0][0]):
-                params = {name: frozen.params[name] for name in space}
-                best[0] = (frozen.value, problem.score(params, float(frozen.value)))
-            result.trace.append((counter.steps, math.inf if best[0] is None else best[0][1]))
+            complete = frozen.state == optuna.trial.TrialState.COMPLETE
+            tracker.add(
+                counter.steps,
+                stopped=frozen.state == optuna.trial.TrialState.PRUNED,
+                final=frozen.value if complete else None,
+                params={name: frozen.params[name] for name in space} if complete else None,
+            )
             if counter.steps >= budget:
                 study.stop()
 
@@ -227,7 +247,7 @@ def _raytune_asha(problem: CurveProblem, seed: int, budget: int) -> MFRun:
     result = MFRun("", problem.name, seed, budget)
     ran: dict[str, int] = {}  # trial id -> steps it trained (results received)
     last: dict[str, float] = {}  # trial id -> value at its last step
-    best: list[Any] = [None]  # (observed final value, score) of the recommended trial
+    tracker = _Tracker(result, problem)
 
     def trainable(config: dict[str, Any]) -> None:
         from ray import tune as rtune
@@ -263,13 +283,13 @@ def _raytune_asha(problem: CurveProblem, seed: int, budget: int) -> MFRun:
             done = ran.get(trial.trial_id, 0)
             if done == 0:  # never trained (a pending trial dropped when the budget ran out)
                 return
-            result.trials += 1
-            result.stopped += done < steps
-            value = last[trial.trial_id]
-            if done >= steps and (best[0] is None or value < best[0][0]):
-                params = {name: _from_ray(p, trial.config[name]) for name, p in space.items()}
-                best[0] = (value, problem.score(params, value))
-            result.trace.append((sum(ran.values()), math.inf if best[0] is None else best[0][1]))
+            full = done >= steps
+            tracker.add(
+                sum(ran.values()),
+                stopped=not full,
+                final=last[trial.trial_id] if full else None,
+                params={name: _from_ray(p, trial.config[name]) for name, p in space.items()} if full else None,
+            )
 
     saved = {k: os.environ.get(k) for k in _RAY_ENV}  # read when Ray starts / Tune runs, not on import
     os.environ.update(_RAY_ENV)

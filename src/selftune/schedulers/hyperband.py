@@ -54,7 +54,7 @@ class HyperbandScheduler(Scheduler):
     def bracket(self, number: int) -> int:
         """The bracket of trial ``number``."""
         if self._sync is not None:
-            return int(self._sync.cohort(number).label.split()[2])
+            return self._sync.cohort(number).bracket
         return self._cycle[number % len(self._cycle)]
 
     def on_report(self, trial: TrialRecord, history: History) -> Decision:

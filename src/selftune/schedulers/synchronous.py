@@ -33,6 +33,7 @@ class Cohort:
     size: int
     rungs: tuple[int, ...]
     label: str
+    bracket: int = 0
 
     def __contains__(self, number: int) -> bool:
         return self.start <= number < self.start + self.size
@@ -113,16 +114,16 @@ class _Synchronous(Scheduler):
         return got[1]
 
     def on_paused(self, history: History, final: bool) -> dict[int, Decision]:
-        paused = [r for r in history.trials if r.state is TrialState.PAUSED]
+        by_cohort: dict[int, tuple[Cohort, list[TrialRecord]]] = {}
+        for r in history.trials:
+            if r.state is TrialState.PAUSED:
+                c = self.cohort(r.number)
+                by_cohort.setdefault(c.start, (c, []))[1].append(r)
         out: dict[int, Decision] = {}
-        by_cohort: dict[int, Cohort] = {}
-        for r in paused:
-            c = self.cohort(r.number)
-            by_cohort[c.start] = c
-        for c in by_cohort.values():
+        for c, paused in by_cohort.values():
             decided = cohort_decisions(c, history, self.reduction_factor, self._closed(c, history, final))
             for r in paused:
-                if r.number not in c or r.number not in decided:
+                if r.number not in decided:
                     continue
                 k, d = decided[r.number]
                 at = [i for i, rung in enumerate(c.rungs) if value_at(r, rung) is not None]
@@ -190,7 +191,7 @@ class SyncHyperbandCohorts:
         offset = number - base
         for b, n in enumerate(self.sizes):
             if offset < n:
-                return Cohort(base, n, self.rung_lists[b], f"Hyperband bracket {b} (cohort at trial {base})")
+                return Cohort(base, n, self.rung_lists[b], f"Hyperband bracket {b} (cohort at trial {base})", b)
             base += n
             offset -= n
         raise AssertionError("unreachable")  # pragma: no cover

@@ -45,6 +45,7 @@ from selftune.storage._base import (
     finished_error,
     loads,
 )
+from selftune.storage._statements import Statements
 from selftune.trial import TrialRecord, TrialState
 
 __all__ = ["SQLStorage", "mask_url"]
@@ -89,7 +90,7 @@ class SQLStorage(Storage):
         db = sa_url.database if backend == "sqlite" else None
         self._sqlite_file = None if not db or db == ":memory:" or db.startswith("file:") else os.path.abspath(db)
         self._init_schema()
-        self._q = _Statements(self._now())
+        self._q = Statements(self._now())
 
     def artifact_root(self) -> str | None:
         """Beside an SQLite file: ``<file>.artifacts``; none for PostgreSQL (give a shared path)."""
@@ -556,63 +557,6 @@ class SQLStorage(Storage):
         if not found:
             raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
         return found[0]
-
-
-class _Statements:
-    """The hot-path statements, built once (building SQLAlchemy expressions per call costs more than running them)."""
-
-    def __init__(self, now: Any) -> None:
-        st, t = S.studies.c, S.trials.c
-        b = sa.bindparam
-        running = TrialState.RUNNING.value
-        self.bump = (
-            sa.update(S.studies).where(st.id == b("b_sid")).values(seq=st.seq + 1).returning(st.seq, st.next_number)
-        )
-        self.bump_number = (
-            sa.update(S.studies)
-            .where(st.id == b("b_sid"))
-            .values(seq=st.seq + 1, next_number=st.next_number + 1)
-            .returning(st.seq, st.next_number)
-        )
-        self.touch = (
-            sa.update(S.trials)
-            .where(t.study_id == b("b_sid"), t.number == b("b_number"), t.state == running)
-            .values(seq=b("b_seq"))
-            .returning(t.id)
-        )
-        self.first_waiting = (
-            sa.select(t.id)
-            .where(t.study_id == b("b_sid"), t.state == TrialState.WAITING.value)
-            .order_by(t.number)
-            .limit(1)
-        )
-        self.claim = (
-            sa.update(S.trials)
-            .where(t.id == b("b_id"), t.state == TrialState.WAITING.value)
-            .values(state=running, started_at=b("b_now"), worker=b("b_worker"), heartbeat_at=now, seq=b("b_seq"))
-        )
-        self.insert_trial = (
-            sa.insert(S.trials)
-            .values(
-                study_id=b("b_sid"), number=b("b_number"), state=b("b_state"), seq=b("b_seq"),
-                created_at=b("b_created"), started_at=b("b_started"), worker=b("b_worker"), fixed=b("b_fixed"),
-                heartbeat_at=sa.case((b("b_beat", type_=sa.Boolean), now), else_=sa.null()),
-            )
-            .returning(t.id)
-        )
-        self.finish = (
-            sa.update(S.trials)
-            .where(t.study_id == b("b_sid"), t.number == b("b_number"), t.state.in_(b("b_allowed", expanding=True)))
-            .values(state=b("b_state"), value=b("b_value", type_=S.Value), reason=b("b_reason"),
-                    traceback=b("b_tb"), finished_at=b("b_now"), seq=b("b_seq"))
-            .returning(t.id)
-        )
-        self.heartbeat = (
-            sa.update(S.trials)
-            .where(t.study_id == b("b_sid"), t.number.in_(b("b_numbers", expanding=True)), t.state == running)
-            .values(heartbeat_at=now)
-            .returning(t.number)
-        )
 
 
 def _first_line(exc: BaseException) -> str:
