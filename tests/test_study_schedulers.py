@@ -14,7 +14,7 @@ import pytest
 
 import selftune
 from selftune.benchmarks.curves import StepCounter, SyntheticCurves
-from selftune.exceptions import InvalidParameterError, InvalidValueError, UnsupportedDecisionError
+from selftune.exceptions import InvalidParameterError, InvalidValueError
 from selftune.history import History
 from selftune.schedulers import ASHAScheduler, Decision, HyperbandScheduler, MedianStopping, Scheduler
 from selftune.space import Space
@@ -126,23 +126,6 @@ def test_report_steps_must_increase_and_are_never_rewritten() -> None:
             trial.report(0.0, step)
     trial.report(math.inf, 4)  # a diverged run may report inf
     assert study.get_trial(trial.number).intermediate == {3: 1.0, 4: math.inf}
-
-
-def test_exploit_is_refused_clearly() -> None:
-    class Exploiting(Scheduler):
-        def on_report(self, trial: TrialRecord, history: History) -> Decision:
-            return Decision.exploit(0, {"x": 1.0}, "copy the best")
-
-    study = selftune.create_study(storage="memory", scheduler=Exploiting())
-
-    def objective(trial: selftune.Trial) -> float:
-        trial.report(1.0, 1)
-        trial.should_stop()
-        return 1.0
-
-    with pytest.raises(UnsupportedDecisionError, match="decided exploit at step 1"):
-        study.optimize(objective, trials=1, progress=False)
-    assert study.trials[0].state is TrialState.FAILED
 
 
 def test_scheduler_type_checked() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from selftune import protocol
 from selftune.exceptions import (
     InvalidParameterError,
     InvalidValueError,
@@ -34,13 +35,16 @@ from selftune.exceptions import (
 )
 from selftune.history import History
 from selftune.samplers import AutoSampler, CMAESSampler, RandomSampler, Sampler, SobolSampler, TPESampler
+from selftune.schedule import Exploit, Schedule
 from selftune.schedulers import (
     ASHAScheduler,
     Decision,
     HyperbandScheduler,
     MedianStopping,
     PercentileStopping,
+    PopulationBasedTraining,
     Scheduler,
+    ScheduleReplay,
 )
 from selftune.space import Choice, Float, Int, Param, Space
 from selftune.storage import MemoryStorage, Storage, get_storage
@@ -89,6 +93,11 @@ __all__ = [
     "PercentileStopping",
     "ASHAScheduler",
     "HyperbandScheduler",
+    "PopulationBasedTraining",
+    "ScheduleReplay",
+    "Schedule",
+    "Exploit",
+    "protocol",
     "Storage",
     "MemoryStorage",
     "get_storage",

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from selftune._progress import Progress
-from selftune._scheduling import resume_next
+from selftune._scheduling import resume, resume_next
 from selftune.exceptions import (
     InvalidParameterError,
     StopTrial,
@@ -63,6 +63,7 @@ def run_optimize(
     callbacks = list(callbacks)
     study._stop_flag.clear()
     start = time.monotonic()
+    handover: Trial | None = None
     with Progress(enabled=progress, total=trials, timeout=timeout, direction=study.direction) as bar:
         while not study._stop_flag.is_set():
             history = study.history()
@@ -72,8 +73,12 @@ def run_optimize(
             if timeout is not None and time.monotonic() - start >= timeout:
                 break
             spent = trials is not None and used >= trials
-            # paused trials first: the scheduler may let one go on (or stop some) before anything new starts
-            trial = resume_next(study, history, final=spent)
+            # an exploit decided on a report goes on here at once; then paused trials: the scheduler may let
+            # one go on (or stop some) before anything new starts
+            trial = handover
+            handover = None
+            if trial is None:
+                trial = resume_next(study, history, final=spent)
             if trial is None:
                 if spent:
                     break
@@ -81,6 +86,9 @@ def run_optimize(
             record = _run_trial(study, trial, objective, kinds)
             if record is None:
                 continue
+            decision = trial.decision
+            if record.state is TrialState.PAUSED and decision is not None and decision.action is Action.EXPLOIT:
+                handover = resume(study, record, decision, study.history())
             for cb in callbacks:
                 cb(study, record)
         study._refresh()
@@ -97,7 +105,7 @@ def _run_trial(
             value = check_value(returned, f"trial {trial.number}: the objective's return value")
         except StopTrial as exc:
             decision = trial.decision
-            if decision is not None and decision.action is Action.PAUSE:
+            if decision is not None and decision.action in (Action.PAUSE, Action.EXPLOIT):
                 return study._pause(trial)
             reason = decision.reason if decision is not None and decision.stops else (str(exc) or None)
             return study.tell(trial, state=TrialState.STOPPED, reason=reason)

@@ -28,6 +28,7 @@ from selftune.exceptions import (
 )
 from selftune.history import History
 from selftune.samplers import AutoSampler, Sampler
+from selftune.schedule import SEED_KEY, SYSTEM_PREFIX
 from selftune.schedulers import Action, Scheduler
 from selftune.space import Param, Space, param_from_json
 from selftune.storage import Storage, StudySummary, get_storage
@@ -258,7 +259,7 @@ class Study:
     def _should_stop(self, trial: Trial) -> bool:
         from selftune._scheduling import decide
 
-        return decide(self, trial).action in (Action.STOP, Action.PAUSE)
+        return decide(self, trial).action in (Action.STOP, Action.PAUSE, Action.EXPLOIT)
 
     @property
     def artifacts(self) -> Path | None:
@@ -282,7 +283,10 @@ class Study:
         return self._artifact_store
 
     def _save_checkpoint(self, trial: Trial, payload: Any, step: int) -> Any:
-        return self._store().save(trial.number, step, payload)
+        # the parameters (and schedule) these weights were trained with travel with them, for exploits
+        schedule = None if trial._schedule is None else trial._schedule.until(step).to_json()
+        meta = {"params": dict(trial._params), "schedule": schedule}
+        return self._store().save(trial.number, step, payload, meta)
 
     def _load_checkpoint(self, trial: Trial) -> Any:
         if self.artifacts is None:
@@ -313,6 +317,17 @@ class Study:
 
     def _pause(self, trial: Trial) -> TrialRecord:
         """Give a running trial back (RUNNING → PAUSED) and return its record."""
+        if getattr(self.scheduler, "needs_checkpoints", False) and trial._intermediate:
+            step = max(trial._intermediate)
+            found = self._store().latest(trial.number) if self.artifacts is not None else None
+            if found is None or found.step < step:
+                reason = (
+                    f"trial {trial.number} paused at step {step} without a checkpoint of that step; "
+                    f"{type(self.scheduler).__name__} resumes trials and copies their weights from checkpoints: "
+                    "call trial.save_checkpoint({...}) before raising StopTrial"
+                )
+                self._fail_live(trial, reason)
+                raise CheckpointError(reason)
         try:
             self._storage.pause_trial(self._id, trial.number)
         finally:
@@ -362,6 +377,7 @@ class Study:
     def _complete(self, proposal: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
         """Merge ``fixed`` into a declared-space proposal and drop what the fixed values make inactive."""
         assert self.space is not None
+        fixed = {k: v for k, v in fixed.items() if not k.startswith(SYSTEM_PREFIX)}
         fixed = self.space.validate(fixed, partial=True) if fixed else {}
         merged = {**proposal, **fixed}
         out: dict[str, Any] = {}
@@ -426,8 +442,11 @@ class Study:
             self._live.pop(number, None)
             self._history.pop(number, None)
 
-    def enqueue(self, params: Mapping[str, Any]) -> int:
-        """Queue a trial with ``params`` fixed in advance (validated against the known domains); returns its number."""
+    def enqueue(self, params: Mapping[str, Any], *, seed: int | None = None) -> int:
+        """Queue a trial with ``params`` fixed in advance (validated against the known domains); returns its number.
+
+        ``seed`` sets the trial's :attr:`~selftune.Trial.seed` (by default its number).
+        """
         if not isinstance(params, Mapping):
             raise InvalidParameterError(f"enqueue() needs a dict of parameter values, got {type(params).__name__}")
         known = self.history().params
@@ -437,6 +456,10 @@ class Study:
         else:
             for name, value in params.items():
                 clean[name] = known[name].validate(value, name) if name in known else value
+        if seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+                raise InvalidParameterError(f"enqueue(): `seed` must be an integer >= 0, got {seed!r}")
+            clean[SEED_KEY] = int(seed)
         return self._storage.enqueue_trial(self._id, clean).number
 
     # -- optimize -----------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from selftune.exceptions import (
     StopTrial,
     TrialReapedError,
 )
+from selftune.schedule import PBT_ATTR, SEED_KEY, SYSTEM_PREFIX, Exploit, Schedule
 from selftune.space import Choice, Float, Int, Param
 
 __all__ = ["TrialState", "TrialRecord", "Trial", "TrialRecorder", "check_value"]
@@ -67,6 +68,30 @@ class TrialRecord:
     traceback: str | None = None
     #: parameters fixed in advance by ``study.enqueue`` (used when the objective defines them)
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    #: selftune's own attributes (keys ``selftune:...``), e.g. the schedule and lineage of a PBT member
+    system_attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def schedule(self) -> Schedule:
+        """The hyperparameters this trial's weights were trained with, by step (inherited segments included).
+
+        A trial that never changed its parameters has one segment: ``Schedule.constant(params)``.
+        """
+        data = self.system_attrs.get(PBT_ATTR)
+        if data and data.get("schedule"):
+            return Schedule.from_json(data["schedule"])
+        return Schedule.constant(self.params)
+
+    @property
+    def lineage(self) -> list[Exploit]:
+        """The exploits of this trial (population based training), oldest first; [] if none."""
+        data = self.system_attrs.get(PBT_ATTR)
+        return [Exploit.from_json(e) for e in (data or {}).get("lineage", [])]
+
+    @property
+    def seed(self) -> int:
+        """The random seed this trial's objective was given (:attr:`Trial.seed`)."""
+        return seed_of(self.number, self.fixed)
 
     @property
     def duration(self) -> float | None:
@@ -96,7 +121,14 @@ class TrialRecord:
             "reason": self.reason,
             "traceback": self.traceback,
             "fixed": dict(self.fixed),
+            "system_attrs": dict(self.system_attrs),
         }
+
+
+def seed_of(number: int, fixed: Mapping[str, Any]) -> int:
+    """A trial's seed: the one enqueued with it (``study.enqueue(..., seed=)``), else its number."""
+    seed = fixed.get(SEED_KEY)
+    return int(seed) if seed is not None else int(number)
 
 
 def _json_float(x: float | None) -> float | str | None:
@@ -160,6 +192,8 @@ class Trial:
         fixed: Mapping[str, Any] | None = None,
         proposal: Mapping[str, Any] | None = None,
         intermediate: Mapping[builtins.int, builtins.float] | None = None,
+        resume_step: builtins.int | None = None,
+        schedule: Schedule | None = None,
     ) -> None:
         self._recorder = recorder
         self.number = number
@@ -169,7 +203,11 @@ class Trial:
         self._intermediate: dict[builtins.int, builtins.float] = dict(intermediate or {})
         #: the last step stored before this run when the trial was resumed after a pause, else None
         self._resume_step: builtins.int | None = max(self._intermediate) if self._intermediate else None
+        if resume_step is not None:  # resumed from a checkpoint past its own last report (an exploit)
+            self._resume_step = max(resume_step, self._resume_step if self._resume_step is not None else -1)
         self._user_attrs: dict[str, Any] = {}
+        #: the schedule its weights were trained with, when it ever changed parameters (else None: constant)
+        self._schedule = schedule
         self._decision: tuple[builtins.int, Any] | None = None  # (step, Decision) of the latest report
         self._reaped = False  # set by the heartbeat thread when the storage no longer holds it RUNNING
 
@@ -183,11 +221,21 @@ class Trial:
 
     @property
     def resume_step(self) -> builtins.int | None:
-        """The last step this trial reported before it was paused, when this run resumes it; else None.
+        """When this run resumes a paused trial, the step its checkpoint holds (the last step it reported,
+        or, after an exploit, the step of the checkpoint it took over); else None.
 
         Continue from ``resume_step + 1`` after ``load_checkpoint()``; reports of steps up to it are ignored.
         """
         return self._resume_step
+
+    @property
+    def seed(self) -> builtins.int:
+        """The seed this trial's objective should use for its randomness (weights, data order, environment).
+
+        While tuning it is the trial's number (or the one enqueued with ``study.enqueue(..., seed=)``);
+        :func:`selftune.protocol.evaluate` sets test seeds disjoint from the tuning seeds.
+        """
+        return seed_of(self.number, self._fixed)
 
     @property
     def intermediate(self) -> dict[builtins.int, builtins.float]:
@@ -204,6 +252,8 @@ class Trial:
         self._check_alive()
         if not isinstance(name, str) or not name:
             raise InvalidParameterError(f"parameter names must be non-empty strings, got {name!r}")
+        if name.startswith(SYSTEM_PREFIX):
+            raise InvalidParameterError(f"parameter {name!r}: names starting with {SYSTEM_PREFIX!r} are reserved")
         param = self._recorder._define(self, name, param)  # checks the definition and its consistency
         if name in self._params:
             return self._params[name]
@@ -295,6 +345,8 @@ class Trial:
         self._check_alive()
         if not isinstance(key, str) or not key:
             raise InvalidParameterError(f"attribute keys must be non-empty strings, got {key!r}")
+        if key.startswith(SYSTEM_PREFIX):
+            raise InvalidParameterError(f"attribute key {key!r}: keys starting with {SYSTEM_PREFIX!r} are reserved")
         self._recorder._set_user_attr(self, key, value)
         self._user_attrs[key] = value
 

@@ -12,6 +12,7 @@ from selftune.schedulers._fidelity import fidelity_view
 from selftune.schedulers.asha import ASHAScheduler
 from selftune.schedulers.hyperband import HyperbandScheduler
 from selftune.schedulers.median import MedianStopping, PercentileStopping
+from selftune.schedulers.pbt import PopulationBasedTraining, ScheduleReplay
 from selftune.schedulers.synchronous import SuccessiveHalvingScheduler
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "ASHAScheduler",
     "SuccessiveHalvingScheduler",
     "HyperbandScheduler",
+    "PopulationBasedTraining",
+    "ScheduleReplay",
     "fidelity_view",
     "value_at",
 ]

@@ -206,13 +206,22 @@ class Storage(ABC):
 
     @abstractmethod
     def resume_trial(
-        self, study_id: int, number: int, worker: str, *, last_step: int | None = None
+        self,
+        study_id: int,
+        number: int,
+        worker: str,
+        *,
+        last_step: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
     ) -> TrialRecord:
         """Move a PAUSED trial back to RUNNING under ``worker`` (exactly one caller succeeds; the others get
         :class:`TrialStateError`) and return its record.
 
         With ``last_step`` (``-1``: no report), only if the trial's last reported step is that one: a decision
         taken on an older view of the trial (it was resumed and paused again since) is refused.
+        ``params`` (an exploit) replace all the trial's parameters and ``system_attrs`` (keys
+        ``selftune:...``) are set, in the same transaction.
         """
 
     @abstractmethod

@@ -24,7 +24,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,8 @@ class Checkpoint:
     kind: str
     path: Path
     size: int
+    #: what the study recorded with it (the parameters and schedule its weights were trained with)
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ArtifactStore:
@@ -79,11 +81,13 @@ class ArtifactStore:
         return self.study_dir / f"trial-{int(number)}"
 
     # -- writing ----------------------------------------------------------------------------------------
-    def save(self, number: int, step: int, payload: Any) -> Checkpoint:
+    def save(self, number: int, step: int, payload: Any, meta: Mapping[str, Any] | None = None) -> Checkpoint:
         """Store ``payload`` for trial ``number`` at ``step``.
 
         ``payload``: a mapping (a PyTorch ``state_dict`` or a dict of them and plain values: saved with
-        ``torch.save``), ``bytes``, or a path to a file or a directory (copied).
+        ``torch.save``), ``bytes``, or a path to a file or a directory (copied). ``meta`` (JSON) is kept in
+        the manifest: the study writes the parameters the weights were trained with, so an exploit that
+        copies the checkpoint knows their schedule exactly.
         """
         trial_dir = self._trial_dir(number)
         trial_dir.mkdir(parents=True, exist_ok=True)
@@ -97,6 +101,8 @@ class ArtifactStore:
             }
             size = sum((tmp / f).stat().st_size for f in files)
             manifest = {"kind": kind, "trial": int(number), "step": int(step), "files": files, "size": size}
+            if meta:
+                manifest["meta"] = dict(meta)
             (tmp / "manifest.json").write_text(json.dumps(manifest, sort_keys=True))
             for f in [*files, "manifest.json"]:
                 with (tmp / f).open("rb") as fh:
@@ -139,14 +145,63 @@ class ArtifactStore:
         )
 
     def _prune(self, trial_dir: Path, keep_also: Path) -> None:
-        """Remove leftovers of interrupted saves, and checkpoints beyond the newest ``keep``."""
-        for p in trial_dir.glob(".tmp-*"):
-            if p != keep_also:
-                shutil.rmtree(p, ignore_errors=True)
+        """Remove leftovers of interrupted saves and exploits, and checkpoints beyond the newest ``keep``."""
+        for pattern in (".tmp-*", ".stage-*"):
+            for p in trial_dir.glob(pattern):
+                if p != keep_also:
+                    shutil.rmtree(p, ignore_errors=True)
         done = self._complete(trial_dir)
         for old in done[: max(0, len(done) - self.keep)]:
             if old != keep_also:
                 shutil.rmtree(old, ignore_errors=True)
+
+    # -- exploits (population based training) ------------------------------------------------------------
+    def stage_copy(self, source: int, dest: int, min_step: int, *, attempts: int = 5) -> tuple[Path, Checkpoint]:
+        """Copy trial ``source``'s newest checkpoint (at a step ``>= min_step``) into trial ``dest``'s directory,
+        staged: readers do not see it until :meth:`commit_copy`. Returns the staged path and the source's checkpoint.
+
+        The copy is verified against the source's checksums. If the source prunes the checkpoint while it is
+        being copied (it saved newer ones), the newest is copied instead.
+        """
+        dest_dir = self._trial_dir(dest)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        problem = "it has no checkpoint"
+        for _ in range(attempts):
+            found = self.latest(source)
+            if found is None:
+                break
+            if found.step < min_step:
+                problem = f"its newest checkpoint is at step {found.step}"
+                break
+            staged = dest_dir / f".stage-{uuid.uuid4().hex}"
+            try:
+                shutil.copytree(found.path, staged)
+                self.verify(replace(found, path=staged))
+                _fsync_dir(staged)
+                return staged, found
+            except (OSError, shutil.Error, CheckpointError):  # pruned or rewritten under us: take the newest
+                shutil.rmtree(staged, ignore_errors=True)
+                problem = "its checkpoints kept changing while being copied"
+        raise CheckpointError(
+            f"trial {dest} cannot take over trial {source}'s checkpoint at step >= {min_step}: {problem} "
+            "(population based training needs trial.save_checkpoint(...) before the trial pauses)"
+        )
+
+    def commit_copy(self, dest: int, staged: Path, step: int) -> Checkpoint:
+        """Make a staged copy trial ``dest``'s checkpoint at ``step`` and drop its older ones (they hold the
+        weights it no longer trains)."""
+        trial_dir = self._trial_dir(dest)
+        final = trial_dir / f"step-{int(step):012d}-{time.time_ns():020d}-{uuid.uuid4().hex[:6]}"
+        os.replace(staged, final)
+        _fsync_dir(trial_dir)
+        for old in self._complete(trial_dir):
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+        return self._describe(dest, final)
+
+    def discard(self, staged: Path) -> None:
+        """Remove a staged copy that will not be used."""
+        shutil.rmtree(staged, ignore_errors=True)
 
     # -- reading ----------------------------------------------------------------------------------------
     @staticmethod
@@ -165,7 +220,14 @@ class ArtifactStore:
 
     def _describe(self, number: int, path: Path) -> Checkpoint:
         manifest = self._manifest(number, path)
-        return Checkpoint(int(number), int(manifest["step"]), str(manifest["kind"]), path, int(manifest["size"]))
+        return Checkpoint(
+            int(number),
+            int(manifest["step"]),
+            str(manifest["kind"]),
+            path,
+            int(manifest["size"]),
+            dict(manifest.get("meta") or {}),
+        )
 
     @staticmethod
     def _manifest(number: int, path: Path) -> dict[str, Any]:

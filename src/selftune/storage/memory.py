@@ -9,7 +9,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from selftune.exceptions import StudyExistsError, StudyNotFoundError, TrialNotFoundError, TrialStateError
+from selftune.exceptions import (
+    InvalidParameterError,
+    StudyExistsError,
+    StudyNotFoundError,
+    TrialNotFoundError,
+    TrialStateError,
+)
+from selftune.schedule import SYSTEM_PREFIX
 from selftune.storage._base import (
     HEARTBEAT_LOST,
     Storage,
@@ -177,7 +184,7 @@ class MemoryStorage(Storage):
     def _new(self, s: _Study, state: TrialState, **kw: Any) -> _Trial:
         now = time.time()
         s.seq += 1
-        fields: dict[str, Any] = {"params": {}, "intermediate": {}, "user_attrs": {}}
+        fields: dict[str, Any] = {"params": {}, "intermediate": {}, "user_attrs": {}, "system_attrs": {}}
         fields.update(number=len(s.trials), state=state, created_at=now, **kw)
         t = _Trial(fields, s.seq)
         s.trials.append(t)
@@ -264,8 +271,22 @@ class MemoryStorage(Storage):
             t.heartbeat_at = None
 
     def resume_trial(
-        self, study_id: int, number: int, worker: str, *, last_step: int | None = None
+        self,
+        study_id: int,
+        number: int,
+        worker: str,
+        *,
+        last_step: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
     ) -> TrialRecord:
+        changes: dict[str, Any] = {}
+        if params is not None:
+            changes["params"] = _json_copy({check_key("a parameter name", k): v for k, v in params.items()}, "parameters")
+        for k in system_attrs or {}:
+            if not (isinstance(k, str) and k.startswith(SYSTEM_PREFIX)):
+                raise InvalidParameterError(f"trial {number}: system attribute keys start with {SYSTEM_PREFIX!r}, got {k!r}")
+        system = _json_copy(dict(system_attrs or {}), "system attributes")
         with self._lock:
             s = self._study(study_id)
             t = self._trial(s, number)
@@ -277,7 +298,9 @@ class MemoryStorage(Storage):
                 raise TrialStateError(
                     f"trial {number} is PAUSED at step {at}, not at step {last_step}; it was not resumed"
                 )
-            self._bump(s, t, state=TrialState.RUNNING, worker=worker)
+            if system:
+                changes["system_attrs"] = {**t.fields["system_attrs"], **system}
+            self._bump(s, t, state=TrialState.RUNNING, worker=worker, **changes)
             t.heartbeat_at = time.time()
             return t.record
 

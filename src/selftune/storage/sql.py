@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from selftune.exceptions import (
+    InvalidParameterError,
     MissingDependencyError,
     SchemaVersionError,
     StorageURLError,
@@ -31,6 +32,7 @@ from selftune.exceptions import (
     TrialNotFoundError,
     TrialStateError,
 )
+from selftune.schedule import SYSTEM_PREFIX
 from selftune.storage import _schema as S
 from selftune.storage._base import (
     HEARTBEAT_LOST,
@@ -226,8 +228,9 @@ class SQLStorage(Storage):
             params.setdefault(tid, {})[name] = loads(value)
         for tid, step, value in self._children(conn, S.trial_values, ("step", "value"), rows, where):
             values.setdefault(tid, {})[int(step)] = float(value)
+        system: dict[int, dict[str, Any]] = {}
         for tid, key, value in self._children(conn, S.trial_attrs, ("key", "value"), rows, where):
-            attrs.setdefault(tid, {})[key] = loads(value)
+            (system if key.startswith(SYSTEM_PREFIX) else attrs).setdefault(tid, {})[key] = loads(value)
         records = [
             TrialRecord(
                 number=r.number,
@@ -243,6 +246,7 @@ class SQLStorage(Storage):
                 reason=r.reason,
                 traceback=r.traceback,
                 fixed=loads(r.fixed) or {},
+                system_attrs=system.get(r.id, {}),
             )
             for r in rows
         ]
@@ -421,10 +425,7 @@ class SQLStorage(Storage):
         )
 
     def set_trial_params(self, study_id: int, number: int, params: Mapping[str, Any]) -> None:
-        rows = []
-        for k, v in params.items():
-            check_key("a parameter name", k)
-            rows.append({"name": k, "value": dumps(v, f"trial {number}: parameter {k!r}")})
+        rows = _param_rows(number, params)
         try:
             with self._tx(write=True) as conn:
                 seq, _ = self._bump(conn, study_id)
@@ -489,9 +490,18 @@ class SQLStorage(Storage):
                 self._raise_not_running(conn, study_id, number)
 
     def resume_trial(
-        self, study_id: int, number: int, worker: str, *, last_step: int | None = None
+        self,
+        study_id: int,
+        number: int,
+        worker: str,
+        *,
+        last_step: int | None = None,
+        params: Mapping[str, Any] | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
     ) -> TrialRecord:
         t, v = S.trials.c, S.trial_values.c
+        new_params = None if params is None else _param_rows(number, params)
+        new_attrs = None if system_attrs is None else _system_rows(number, system_attrs)
         cond = [t.study_id == study_id, t.number == number, t.state == TrialState.PAUSED.value]
         at = sa.func.coalesce(sa.select(sa.func.max(v.step)).where(v.trial_id == t.id).scalar_subquery(), -1)
         if last_step is not None:
@@ -515,7 +525,16 @@ class SQLStorage(Storage):
                         f"trial {number} is PAUSED at step {found[1]}, not at step {last_step}; it was not resumed"
                     )
                 raise TrialStateError(f"trial {number} is {found[0]}, not PAUSED; it cannot be resumed")
-            return self._records(conn, t.id == row[0])[0]
+            tid = int(row[0])
+            if new_params is not None:  # an exploit: the trial goes on with another member's parameters
+                conn.execute(sa.delete(S.trial_params).where(S.trial_params.c.trial_id == tid))
+                if new_params:
+                    conn.execute(sa.insert(S.trial_params), [{"trial_id": tid, **r} for r in new_params])
+            if new_attrs:
+                a = S.trial_attrs.c
+                conn.execute(sa.delete(S.trial_attrs).where(a.trial_id == tid, a.key.in_([r["key"] for r in new_attrs])))
+                conn.execute(sa.insert(S.trial_attrs), [{"trial_id": tid, **r} for r in new_attrs])
+            return self._records(conn, t.id == tid)[0]
 
     def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:
         if not numbers:
@@ -562,3 +581,20 @@ class SQLStorage(Storage):
 def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+def _param_rows(number: int, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for k, v in params.items():
+        check_key("a parameter name", k)
+        rows.append({"name": k, "value": dumps(v, f"trial {number}: parameter {k!r}")})
+    return rows
+
+
+def _system_rows(number: int, attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for k, v in attrs.items():
+        if not (isinstance(k, str) and k.startswith(SYSTEM_PREFIX)):
+            raise InvalidParameterError(f"trial {number}: system attribute keys start with {SYSTEM_PREFIX!r}, got {k!r}")
+        rows.append({"key": k, "value": dumps(v, f"trial {number}: attribute {k!r}")})
+    return rows

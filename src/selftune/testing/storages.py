@@ -226,6 +226,34 @@ class StorageConformance:
         with pytest.raises(TrialStateError):
             storage.resume_trial(study_id, a, "w")
 
+    def test_resume_with_new_params_is_one_transaction(self, storage: Storage, study_id: int) -> None:
+        """An exploit replaces all parameters and sets system attributes as it resumes, or changes nothing."""
+        n = storage.start_trial(study_id, "w", {"lr": 0.1, "width": 64, "momentum": 0.9}).number
+        storage.set_trial_attr(study_id, n, "note", "mine")
+        storage.report(study_id, n, 4, 0.5)
+        storage.pause_trial(study_id, n)
+        pbt = {"schedule": [[0, {"lr": 0.2, "width": 32}], [5, {"lr": 0.16, "width": 32}]], "lineage": [{"step": 4}]}
+        with pytest.raises(TrialStateError):  # decided on an old view: nothing changes
+            storage.resume_trial(study_id, n, "w2", last_step=3, params={"lr": 0.16}, system_attrs={"selftune:pbt": pbt})
+        before = storage.get_trial(study_id, n)
+        assert before.params == {"lr": 0.1, "width": 64, "momentum": 0.9} and before.system_attrs == {}
+        rec = storage.resume_trial(
+            study_id, n, "w2", last_step=4, params={"lr": 0.16, "width": 32}, system_attrs={"selftune:pbt": pbt}
+        )
+        assert rec.state is TrialState.RUNNING and rec.worker == "w2"
+        assert rec.params == {"lr": 0.16, "width": 32}  # replaced: momentum is gone
+        assert rec.system_attrs == {"selftune:pbt": pbt} and rec.user_attrs == {"note": "mine"}
+        assert storage.read_trials(study_id)[0][n] == rec
+        storage.report(study_id, n, 5, 0.4)  # the curve goes on after the exploit
+        assert storage.get_trial(study_id, n).intermediate == {4: 0.5, 5: 0.4}
+
+    def test_system_attr_keys_are_checked(self, storage: Storage, study_id: int) -> None:
+        n = storage.start_trial(study_id, "w").number
+        storage.pause_trial(study_id, n)
+        with pytest.raises(InvalidParameterError, match="system attribute keys start with 'selftune:'"):
+            storage.resume_trial(study_id, n, "w", system_attrs={"pbt": 1})
+        assert storage.get_trial(study_id, n).state is TrialState.PAUSED
+
     def test_resume_is_taken_by_exactly_one_thread(self, storage: Storage, study_id: int) -> None:
         n = storage.start_trial(study_id, "w").number
         storage.pause_trial(study_id, n)
