@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import threading
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,20 @@ from selftune.space import Choice, Float, Int, Space
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["TorchCurveProblem", "DigitsMLP", "DigitsCNN", "get", "TORCH_CURVE_PROBLEMS", "DIVERGED_ERROR"]
+    from selftune.trial import Trial
+
+__all__ = [
+    "TorchCurveProblem",
+    "DigitsMLP",
+    "DigitsCNN",
+    "get",
+    "TORCH_CURVE_PROBLEMS",
+    "DIVERGED_ERROR",
+    "PBT_HYPERPARAMS",
+]
+
+#: the hyperparameters population based training may change while the network trains (not its shape)
+PBT_HYPERPARAMS = ("lr", "weight_decay", "dropout", "batch_size")
 
 #: The error reported at every step from the one where training diverged (chance level for 10 classes).
 DIVERGED_ERROR = 0.9
@@ -210,6 +223,85 @@ class TorchCurveProblem(CurveProblem):
                 return value, test_value
         finally:
             torch.set_num_threads(threads)
+
+
+    def pbt_objective(self, metric: str = "valid") -> Callable[[Trial], float]:
+        """An objective for population based training (and any scheduler that pauses): it resumes from
+        ``trial.load_checkpoint()``, reads ``lr``, ``weight_decay``, ``dropout`` and ``batch_size`` afresh
+        each time it starts (an exploit may have changed them), and saves a checkpoint when told to pause.
+
+        Each epoch's shuffling and dropout are seeded from ``(trial.seed, epoch)``, so a run is the same
+        whether or not it was paused. Reports the validation error; returns it, or the test error with
+        ``metric="test"`` (for :func:`selftune.protocol.evaluate`).
+        """
+        if metric not in ("valid", "test"):
+            raise InvalidParameterError(f"`metric` must be 'valid' or 'test', got {metric!r}")
+
+        def objective(trial: Trial) -> float:
+            from selftune.exceptions import StopTrial
+
+            torch = _torch()
+            p = {name: trial.suggest(name, param) for name, param in self._space.items()}
+            data = _digits()
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(trial.seed)
+                    model = self.build(p)
+                    optimizer = _optimizer(torch, model, p)
+                    state = trial.load_checkpoint()
+                    start, value, diverged = 1, DIVERGED_ERROR, False
+                    if state is not None:
+                        model.load_state_dict(state["model"])
+                        optimizer.load_state_dict(state["optimizer"])
+                        start, value, diverged = int(state["step"]) + 1, float(state["value"]), bool(state["diverged"])
+                    for group in optimizer.param_groups:  # the current values (an exploit may change them)
+                        group["lr"], group["weight_decay"] = float(p["lr"]), float(p["weight_decay"])
+                    for m in model.modules():
+                        if isinstance(m, torch.nn.Dropout):
+                            m.p = float(p["dropout"])
+                    for step in range(start, self.max_steps + 1):
+                        if not diverged:
+                            torch.manual_seed(trial.seed * 100_003 + step)
+                            diverged = _epoch(torch, model, optimizer, data, int(p["batch_size"]))
+                            if not diverged:
+                                value, finite = _error(model, data.x_valid, data.y_valid)
+                                diverged = not finite
+                            if diverged:
+                                value = DIVERGED_ERROR
+                        trial.report(value, step)
+                        if trial.should_stop():
+                            trial.save_checkpoint(
+                                {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                 "step": step, "value": value, "diverged": diverged},
+                                step=step,
+                            )
+                            raise StopTrial()
+                    if metric == "test":
+                        return DIVERGED_ERROR if diverged else _error(model, data.x_test, data.y_test)[0]
+                    return value
+            finally:
+                torch.set_num_threads(threads)
+
+        return objective
+
+
+def _epoch(torch: Any, model: torch.nn.Module, optimizer: Any, data: _Digits, batch: int) -> bool:
+    """One epoch over the training split in an order drawn from torch's global generator; True if diverged."""
+    loss_fn = torch.nn.functional.cross_entropy
+    model.train()
+    n = len(data.y_train)
+    order = torch.randperm(n)
+    for start in range(0, n, batch):
+        idx = order[start : start + batch]
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
+        if not math.isfinite(float(loss.item())):
+            return True
+        loss.backward()
+        optimizer.step()
+    return False
 
 
 def _optimizer(torch: Any, model: torch.nn.Module, p: Mapping[str, Any]) -> torch.optim.Optimizer:
