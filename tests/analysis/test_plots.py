@@ -276,3 +276,14 @@ def test_big_studies_keep_the_best_and_an_even_sample() -> None:
         numbers = [c if np.isscalar(c) else c[0] for c in t.customdata]
         assert len(numbers) == 1000 and best <= set(numbers)
     assert len(figs["parallel"].data[0].dimensions[0].values) == 1000
+
+
+def test_timeline_keeps_the_latest_trials_above_max_bars(two_worker_study: tuple[selftune.Study, selftune.Study]) -> None:
+    a, _ = two_worker_study
+    fig = plot_timeline(a, max_bars=4)
+    shown = sorted(n for t in fig.data for n, _ in t.customdata)
+    latest = sorted(a.trials, key=lambda r: (r.started_at, r.number))[-4:]
+    assert shown == sorted(r.number for r in latest)
+    assert "the last 4 of 10 started trials shown" in fig.layout.title.text
+    with pytest.raises(InvalidParameterError, match="max_bars"):
+        plot_timeline(a, max_bars=0)

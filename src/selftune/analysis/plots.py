@@ -18,7 +18,8 @@ What big studies lose (every figure says so in its title when it happens):
 * :func:`plot_intermediate`: above ``max_curves`` curves, the best tenth (by the last reported value) plus
   evenly spaced others; a curve of more than ``max_steps`` reports keeps its first, last and best report plus
   evenly spaced others.
-* :func:`plot_importance` and :func:`plot_timeline` are not downsampled (one bar per parameter, per trial).
+* :func:`plot_timeline`: above ``max_bars`` started trials, the ones that started last.
+* :func:`plot_importance` is not downsampled (one bar per parameter).
 """
 
 from __future__ import annotations
@@ -533,9 +534,15 @@ def plot_intermediate(
 
 
 # -- timeline --------------------------------------------------------------------------------------------
-def plot_timeline(study: Study | History) -> Figure:
+def plot_timeline(study: Study | History, *, max_bars: int = 5000) -> Figure:
     """One bar per trial from its start to its end (now, for RUNNING trials), one row per worker,
-    coloured by state. Trials that never started (WAITING) are counted in the title."""
+    coloured by state. Trials that never started (WAITING) are counted in the title.
+
+    Above ``max_bars`` started trials, only the ``max_bars`` that started last are drawn (an exact picture
+    of the recent parallelism, rather than a thinned one with holes in it); the title says how many FAILED
+    trials are left out.
+    """
+    _check_max("max_bars", max_bars, 1)
     go = _go()
     history = as_history(study)
     title = "Timeline"
@@ -548,6 +555,13 @@ def plot_timeline(study: Study | History) -> Figure:
         notes.append(f"{len(history.trials) - len(started)} trials not started yet")
     if not started:
         return _empty(go, _title(title, notes), "no trial has started yet")
+    if len(started) > max_bars:
+        by_start = sorted(started, key=lambda r: (r.started_at, r.number))
+        left_out = by_start[: len(by_start) - max_bars]
+        started = by_start[len(left_out):]
+        failed = sum(1 for r in left_out if r.state is TrialState.FAILED)
+        notes.append(f"the last {max_bars} of {len(by_start)} started trials shown"
+                     + (f" ({failed} earlier FAILED not shown)" if failed else ""))
     workers: list[str] = []
     for r in sorted(started, key=lambda r: (r.started_at, r.number)):
         w = r.worker or "(unknown)"
