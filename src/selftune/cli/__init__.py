@@ -1,4 +1,5 @@
-"""The ``selftune`` command: run a study from a YAML spec, and list, inspect, export or delete studies.
+"""The ``selftune`` command: run a study from a YAML spec; list, inspect, export or delete studies; serve a
+live dashboard or write an HTML report.
 
 Every command takes ``--storage URL``; without it the storage is ``$SELFTUNE_STORAGE`` or
 ``sqlite:///selftune.db`` in the working directory. Errors from selftune print one line ``error: ...``
@@ -272,6 +273,65 @@ def delete(name: str, yes: bool, storage: str | None) -> None:
             click.confirm(f"Delete study {name!r} and its {n} trial(s) from {st.url}?", abort=True)
         st.delete_study(name)
     click.echo(f"deleted study {name!r} ({n} trial(s))")
+
+
+# -- dashboard and report -------------------------------------------------------------------------------------
+@cli.command()
+@_storage_option()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; 0.0.0.0 exposes the dashboard to the network.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free port; the address is printed).")
+@click.option("--token", envvar="SELFTUNE_DASHBOARD_TOKEN", default=None, metavar="TOKEN",
+              help="Enable the write endpoints (delete a study, set its note) for requests that send this "
+              "token in the X-Selftune-Token header [default: $SELFTUNE_DASHBOARD_TOKEN; unset: read-only].")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests addressed to this host name (repeatable); loopback names always.")
+@click.option("--refresh", default=2.0, show_default=True, type=click.FloatRange(min=0.1), metavar="SECONDS",
+              help="How often the page polls for new trials.")
+def dashboard(storage: str | None, host: str, port: int, token: str | None, allow_hosts: tuple[str, ...],
+              refresh: float) -> None:
+    """Serve a live web dashboard of the studies in the storage.
+
+    Read-only unless started with --token; binds 127.0.0.1 unless told otherwise; serves Plotly from the
+    installed package and sends nothing anywhere. Needs: pip install 'selftune[dashboard]'.
+    """
+    from selftune.dashboard import serve
+
+    if token is not None and not token.strip():
+        raise click.BadParameter("the token must not be empty", param_hint="--token")
+    with _open_storage(storage, must_exist=True) as st:
+        def ready(url: str) -> None:
+            mode = "writes need the token" if token is not None else "read-only"
+            click.echo(f"selftune dashboard of {st.url} at {url} ({mode}); Ctrl+C to stop", err=True)
+
+        try:
+            serve(st, host=host, port=port, token=token, allow_hosts=allow_hosts, refresh=refresh, on_ready=ready)
+        except OSError as exc:
+            raise Failure(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+@click.argument("name")
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="HTML file to write.")
+@_storage_option()
+def report(name: str, output: Path, storage: str | None) -> None:
+    """Write study NAME as one self-contained HTML file (figures, summary, best trials; works offline).
+
+    Needs: pip install 'selftune[dashboard]'.
+    """
+    from selftune.analysis.report import write_report
+
+    with _open_study(storage, name) as study:
+        try:
+            path = write_report(study, output)
+        except OSError as exc:
+            raise Failure(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
+        n = len(study.trials)
+    click.echo(f"wrote the report of study {name!r} ({n} trial(s)) to {path}")
 
 
 # -- run ------------------------------------------------------------------------------------------------------

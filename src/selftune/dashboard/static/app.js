@@ -1,0 +1,317 @@
+// selftune dashboard: one page, three views (studies, a study, a trial), live by polling the JSON API.
+// Everything from the storage (names, parameters, attributes, tracebacks) is inserted as text, never HTML.
+"use strict";
+
+const app = document.getElementById("app");
+const state = { config: null, timer: null, etags: new Map(), cache: new Map() };
+
+// -- helpers ----------------------------------------------------------------------------------------------
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+async function getJSON(url) {
+  // GET with If-None-Match: a 304 gives back the last body seen for this URL
+  const headers = {};
+  if (state.etags.has(url)) headers["If-None-Match"] = state.etags.get(url);
+  const res = await fetch(url, { headers, cache: "no-store" });
+  if (res.status === 304) return { data: state.cache.get(url), changed: false };
+  const data = await res.json();
+  if (!res.ok) throw new Error(data.detail || res.statusText);
+  const etag = res.headers.get("ETag");
+  if (etag) { state.etags.set(url, etag); state.cache.set(url, data); }
+  return { data, changed: true };
+}
+
+let plotly = null;
+function loadPlotly() {
+  // Plotly's bundle is big: it downloads from the start (preload) but runs only once the first data is on
+  // the page, so the counts and the trial table do not wait for it
+  if (!plotly) {
+    plotly = new Promise((resolve, reject) => {
+      const s = el("script", { src: "/static/plotly.min.js" });
+      s.onload = () => resolve(window.Plotly);
+      s.onerror = () => reject(new Error("could not load /static/plotly.min.js"));
+      document.head.append(s);
+    });
+  }
+  return plotly;
+}
+
+function fmt(v) {
+  if (v === null || v === undefined) return "–";
+  if (typeof v === "number") {
+    if (Number.isInteger(v)) return String(v);
+    return Math.abs(v) >= 1e-3 && Math.abs(v) < 1e6 ? String(Number(v.toPrecision(6))) : v.toExponential(4);
+  }
+  if (typeof v === "string") return v;
+  return JSON.stringify(v);
+}
+const fmtTime = (t) => (t ? new Date(t * 1000).toLocaleString() : "–");
+const fmtDuration = (s) => (s === null || s === undefined ? "–" : s < 60 ? `${s.toFixed(2)} s` : `${(s / 60).toFixed(1)} min`);
+const stateTag = (s) => el("span", { class: `state state-${s}`, text: s });
+
+async function every(fn) {
+  // run fn now (its errors go to the caller), then every refresh interval while the page is visible
+  clearInterval(state.timer);
+  await fn();
+  setLive(true);
+  let busy = false;
+  state.timer = setInterval(async () => {
+    if (busy || document.hidden) return;
+    busy = true;
+    try { await fn(); setLive(true); } catch (e) { setLive(false, e); } finally { busy = false; }
+  }, state.config.refresh * 1000);
+}
+function setLive(ok, err) {
+  const live = document.getElementById("live");
+  live.textContent = ok ? `live · refreshes every ${state.config.refresh} s` : `not updating: ${err && err.message}`;
+}
+function fail(err) {
+  app.replaceChildren(el("p", { class: "error", text: String(err.message || err) }), el("a", { href: "/", text: "all studies" }));
+}
+
+function token() {
+  let t = sessionStorage.getItem("selftune-token");
+  if (!t) {
+    t = window.prompt(`Token (${state.config.token_header}) for this change:`);
+    if (t) sessionStorage.setItem("selftune-token", t);
+  }
+  return t;
+}
+async function write(method, url, body) {
+  const t = token();
+  if (!t) return null;
+  const res = await fetch(url, {
+    method, headers: { "Content-Type": "application/json", [state.config.token_header]: t },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await res.json();
+  if (res.status === 403) sessionStorage.removeItem("selftune-token");
+  if (!res.ok) { window.alert(data.detail || res.statusText); return null; }
+  return data;
+}
+
+// -- the list of studies -----------------------------------------------------------------------------------
+async function studiesView() {
+  document.title = "studies · selftune";
+  const body = el("tbody", { id: "studies" });
+  app.replaceChildren(el("h1", { text: "Studies" }), el("table", {},
+    el("thead", {}, el("tr", {}, ["name", "direction", "trials", "complete", "running", "failed", "best", "created", "note"]
+      .map((h) => el("th", { class: ["trials", "complete", "running", "failed", "best"].includes(h) ? "num" : null, text: h })))),
+    body));
+  await every(async () => {
+    const { data } = await getJSON("/api/studies");
+    body.replaceChildren(...data.studies.map((s) => el("tr", { class: "clickable", "data-study": s.name,
+      onclick: () => { location.href = `/studies/${s.id}`; } },
+      el("td", {}, el("a", { href: `/studies/${s.id}`, text: s.name })), el("td", { text: s.direction }),
+      el("td", { class: "num", text: s.n_trials }), el("td", { class: "num", text: s.counts.COMPLETE || 0 }),
+      el("td", { class: "num", text: s.counts.RUNNING || 0 }), el("td", { class: "num", text: s.counts.FAILED || 0 }),
+      el("td", { class: "num", text: fmt(s.best_value) }), el("td", { text: fmtTime(s.created_at) }),
+      el("td", { class: "muted", text: s.note || "" }))));
+    if (!data.studies.length) body.replaceChildren(el("tr", {}, el("td", { colspan: 9, class: "muted", text: "no studies yet" })));
+  });
+}
+
+// -- one study ---------------------------------------------------------------------------------------------
+async function studyView(id) {
+  const base = `/api/studies/${id}`;
+  const view = { cursor: -1, panels: {}, table: { cursor: -1, offset: 0, limit: 50, sort: "number", order: "desc", state: "", total: 0 }, first: null };
+  const cards = el("div", { class: "cards" });
+  const title = el("h1");
+  const note = el("p", { class: "muted" });
+  const panelsBox = el("div", { class: "panels" });
+  const thead = el("thead");
+  const tbody = el("tbody", { id: "trials" });
+  const pager = el("span", { class: "muted", id: "pager" });
+  const stateSel = el("select", { id: "state-filter" }, el("option", { value: "", text: "all states" }),
+    ["COMPLETE", "RUNNING", "PAUSED", "STOPPED", "FAILED", "WAITING"].map((s) => el("option", { value: s, text: s })));
+  const sortSel = el("select", { id: "sort" }, [["number", "desc", "newest first"], ["number", "asc", "oldest first"],
+    ["value", "best", "best value first"], ["duration", "desc", "longest first"]].map(([k, o, t]) => el("option", { value: `${k}:${o}`, text: t })));
+  const writes = el("span");
+  app.replaceChildren(title, note, cards, writes, el("div", { class: "panels-wrap" }, panelsBox),
+    el("h2", { text: "Trials" }),
+    el("div", { class: "controls" }, stateSel, sortSel,
+      el("button", { id: "prev", text: "◀ previous", onclick: () => page(-1) }),
+      el("button", { id: "next", text: "next ▶", onclick: () => page(1) }), pager),
+    el("table", {}, thead, tbody));
+
+  let summary = null;
+  const panelKeys = Object.keys(state.config.panels);
+  for (const key of panelKeys) {
+    const div = el("div", { class: `panel${key === "timeline" || key === "intermediate" ? " wide" : ""}`, id: `panel-${key}` });
+    panelsBox.append(div);
+    view.panels[key] = { div, cursor: -1, busy: false };
+  }
+
+  const orderOf = () => {
+    const [sort, order] = sortSel.value.split(":");
+    if (order === "best") return { sort, order: summary && summary.direction === "maximize" ? "desc" : "asc" };
+    return { sort, order };
+  };
+  stateSel.onchange = () => { view.table.offset = 0; loadTable(); };
+  sortSel.onchange = () => { view.table.offset = 0; loadTable(); };
+  function page(dir) {
+    const t = view.table;
+    const next = t.offset + dir * t.limit;
+    if (next < 0 || next >= t.total) return;
+    t.offset = next;
+    loadTable();
+  }
+
+  async function loadTable() {
+    const t = view.table;
+    const { sort, order } = orderOf();
+    const q = new URLSearchParams({ offset: t.offset, limit: t.limit, sort, order });
+    if (stateSel.value) q.set("state", stateSel.value);
+    const res = await fetch(`${base}/trials?${q}`, { cache: "no-store" });
+    const data = await res.json();
+    if (!res.ok) throw new Error(data.detail);
+    t.cursor = data.cursor; t.total = data.total;
+    const names = summary.params;
+    thead.replaceChildren(el("tr", {}, el("th", { class: "num", text: "#" }), el("th", { text: "state" }),
+      el("th", { class: "num", text: "value" }), names.map((n) => el("th", { text: n })),
+      el("th", { class: "num", text: "duration" }), el("th", { class: "num", text: "steps" }), el("th", { text: "reason" })));
+    tbody.replaceChildren(...data.trials.map((r) => el("tr", { class: "clickable", "data-number": r.number,
+      onclick: () => { location.href = `/studies/${id}/trials/${r.number}`; } },
+      el("td", { class: "num" }, el("a", { href: `/studies/${id}/trials/${r.number}`, text: r.number })),
+      el("td", {}, stateTag(r.state)), el("td", { class: "num", text: fmt(r.value) }),
+      names.map((n) => el("td", { text: n in r.params ? fmt(r.params[n]) : "" })),
+      el("td", { class: "num", text: fmtDuration(r.duration) }), el("td", { class: "num", text: fmt(r.last_step) }),
+      el("td", { class: "muted", text: r.reason || "" }))));
+    pager.textContent = data.total ? `${t.offset + 1}–${Math.min(t.offset + t.limit, data.total)} of ${data.total}` : "no trials";
+    tbody.dataset.cursor = data.cursor;
+  }
+
+  async function drawPanel(key, { data, changed }) {
+    const p = view.panels[key];
+    if (changed || !p.div.classList.contains("rendered")) {
+      const layout = Object.assign({}, data.figure.layout, { autosize: true, height: key === "slice" ? 460 : 420 });
+      const t0 = performance.now();
+      await Plotly.react(p.div, data.figure.data || [], layout, { responsive: true, displaylogo: false });
+      (window.selftuneDrawTimes = window.selftuneDrawTimes || {})[key] = performance.now() - t0;
+      if (key === "history" && !p.hooked) {
+        p.hooked = true;
+        p.div.on("plotly_click", (ev) => { const pt = ev.points && ev.points[0]; if (pt && Number.isInteger(pt.x)) location.href = `/studies/${id}/trials/${pt.x}`; });
+      }
+    }
+    p.cursor = data.cursor;
+    p.div.dataset.cursor = data.cursor;
+    p.div.classList.add("rendered");
+  }
+
+  function renderSummary(s) {
+    document.title = `${s.name} · selftune`;
+    title.textContent = s.name;
+    note.textContent = s.note ? `note: ${s.note}` : "";
+    const c = (k) => s.counts[k] || 0;
+    const card = (label, value, attrs) => el("div", { class: "card" }, el("div", { class: "label", text: label }), el("div", Object.assign({ class: "big" }, attrs || {}), value));
+    const best = s.best ? el("a", { href: `/studies/${id}/trials/${s.best.number}`, text: `${fmt(s.best.value)} (trial ${s.best.number})` }) : "–";
+    cards.replaceChildren(card("trials", String(s.n_trials), { id: "n-trials" }), card("complete", String(c("COMPLETE"))),
+      card("running", String(c("RUNNING")), { id: "n-running" }), card("stopped", String(c("STOPPED"))), card("failed", String(c("FAILED"))),
+      card("direction", s.direction), card("best value", best, { id: "best" }));
+    if (state.config.writable && !writes.childElementCount) {
+      writes.append(el("div", { class: "controls" },
+        el("button", { text: "edit note", onclick: async () => {
+          const text = window.prompt("Note for this study:", summary.note || "");
+          if (text !== null && await write("PUT", `${base}/note`, { note: text })) note.textContent = `note: ${text}`;
+        } }),
+        el("button", { text: "delete study", onclick: async () => {
+          if (window.confirm(`Delete study ${summary.name} and all its trials?`) && await write("DELETE", base)) location.href = "/";
+        } })));
+    }
+  }
+
+  await every(async () => {
+    const { data, changed } = await getJSON(base);
+    summary = data;
+    if (changed) renderSummary(data);
+    if (view.table.cursor < data.cursor) await loadTable();
+    if (view.first === null) {
+      view.first = performance.now();  // from navigation start: the counts and the trial table are shown
+      window.selftuneFirstView = view.first;
+      document.body.dataset.firstView = "1";
+    }
+    await loadPlotly();
+    // fetch every stale figure at once, draw them in the panels' order (the page runs one thing at a time)
+    const stale = panelKeys.filter((key) => view.panels[key].cursor < data.cursor)
+      .sort((a, b) => (a === "parallel") - (b === "parallel"));  // WebGL: slowest to start, drawn last
+    const fetched = stale.map((key) => getJSON(`${base}/figures/${key}`));
+    for (let i = 0; i < stale.length; i++) await drawPanel(stale[i], await fetched[i]);
+    if (view.drawn === undefined) {
+      view.drawn = performance.now();  // from navigation start: every panel drawn too
+      window.selftunePlotsDrawn = view.drawn;
+      document.body.dataset.ready = "1";
+    }
+  });
+}
+
+// -- one trial ---------------------------------------------------------------------------------------------
+async function trialView(id, number) {
+  const box = el("div");
+  const curve = el("div", { class: "panel wide", id: "curve" });
+  app.replaceChildren(box, el("h2", { text: "Learning curve" }), curve);
+  let last = null;
+  const kv = (rows) => el("table", { class: "kv" }, el("tbody", {}, rows.map(([k, v]) => el("tr", {}, el("td", { text: k }), el("td", {}, v)))));
+  await every(async () => {
+    if (last && ["COMPLETE", "STOPPED", "FAILED"].includes(last.state)) return;
+    const res = await fetch(`/api/studies/${id}/trials/${number}`, { cache: "no-store" });
+    const data = await res.json();
+    if (!res.ok) throw new Error(data.detail);
+    const t = data.trial;
+    last = t;
+    document.title = `trial ${t.number} · ${data.study.name} · selftune`;
+    box.replaceChildren(...[
+      el("p", {}, el("a", { href: `/studies/${id}`, text: `← ${data.study.name}` })),
+      el("h1", { id: "trial-title", text: `Trial ${t.number}` }),
+      kv([["state", stateTag(t.state)], ["value", fmt(t.value)], ["reason", t.reason || "–"], ["worker", t.worker || "–"],
+        ["started", fmtTime(t.started_at)], ["finished", fmtTime(t.finished_at)], ["duration", fmtDuration(t.duration)],
+        ["reports", String(t.curve.n_reports)]]),
+      el("h2", { text: "Parameters" }),
+      kv(Object.entries(t.params).map(([k, v]) => [k, fmt(v)])),
+      Object.keys(t.fixed).length ? [el("h2", { text: "Fixed in advance" }), kv(Object.entries(t.fixed).map(([k, v]) => [k, fmt(v)]))] : null,
+      el("h2", { text: "Attributes" }),
+      Object.keys(t.user_attrs).length ? el("pre", { id: "attrs", text: JSON.stringify(t.user_attrs, null, 2) }) : el("p", { class: "muted", text: "none" }),
+      t.traceback ? [el("h2", { text: "Traceback" }), el("pre", { text: t.traceback })] : null,
+    ].flat().filter((c) => c !== null));
+    if (t.curve.steps.length) {
+      await loadPlotly();
+      await Plotly.react(curve, [{ x: t.curve.steps, y: t.curve.values, mode: "lines+markers", name: `trial ${t.number}` }],
+        { title: { text: t.curve.n_reports > t.curve.steps.length ? `${t.curve.steps.length} of ${t.curve.n_reports} reports shown` : "" },
+          xaxis: { title: { text: "step" } }, yaxis: { title: { text: "value" } }, height: 380, autosize: true },
+        { responsive: true, displaylogo: false });
+    } else {
+      curve.replaceChildren(el("p", { class: "muted", text: "this trial reported no intermediate values" }));
+    }
+    curve.classList.add("rendered");
+    document.body.dataset.ready = "1";
+  });
+}
+
+// -- routing -----------------------------------------------------------------------------------------------
+async function main() {
+  try {
+    state.config = (await getJSON("/api/config")).data;
+  } catch (e) { fail(e); return; }
+  document.getElementById("storage").textContent = state.config.storage;
+  const path = location.pathname;
+  let m;
+  let view;
+  if ((m = path.match(/^\/studies\/(\d+)\/trials\/(\d+)\/?$/))) view = trialView(m[1], m[2]);
+  else if ((m = path.match(/^\/studies\/(\d+)\/?$/))) view = studyView(m[1]);
+  else view = studiesView();
+  return view.catch(fail);
+}
+main();
