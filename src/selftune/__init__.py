@@ -37,6 +37,7 @@ from selftune.history import History
 from selftune.samplers import AutoSampler, CMAESSampler, RandomSampler, Sampler, SobolSampler, TPESampler
 from selftune.schedule import Exploit, Schedule
 from selftune.schedulers import (
+    PB2,
     ASHAScheduler,
     Decision,
     HyperbandScheduler,
@@ -94,6 +95,7 @@ __all__ = [
     "ASHAScheduler",
     "HyperbandScheduler",
     "PopulationBasedTraining",
+    "PB2",
     "ScheduleReplay",
     "Schedule",
     "Exploit",

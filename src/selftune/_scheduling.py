@@ -115,10 +115,11 @@ def resume(study: Study, record: TrialRecord, decision: Decision, history: Histo
             weights = Schedule.constant(meta.get("params") or history_params(history, source))
     schedule = weights.then(source_step + 1, params)
     entries = [*(e.to_json() for e in record.lineage), Exploit(last, source, source_step, params).to_json()]
+    own = record.own_schedule.then(source_step + 1, params)  # what its own curve was trained with
     try:
         rec = study._storage.resume_trial(
             study._id, number, study.worker, last_step=last, params=params,
-            system_attrs={PBT_ATTR: {"schedule": schedule.to_json(), "lineage": entries}},
+            system_attrs={PBT_ATTR: {"schedule": schedule.to_json(), "lineage": entries, "own": own.to_json()}},
         )
     except TrialStateError:
         if staged is not None:

@@ -105,7 +105,6 @@ class Exploit:
     source: int
     source_step: int
     params: Mapping[str, Any] = field(default_factory=dict)
-    checkpoint: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -114,7 +113,6 @@ class Exploit:
             "source": self.source,
             "source_step": self.source_step,
             "params": dict(self.params),
-            "checkpoint": self.checkpoint,
         }
 
     @classmethod
@@ -125,5 +123,4 @@ class Exploit:
             int(data["source"]),
             int(data["source_step"]),
             dict(data.get("params") or {}),
-            data.get("checkpoint"),
         )

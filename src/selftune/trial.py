@@ -83,6 +83,17 @@ class TrialRecord:
         return Schedule.constant(self.params)
 
     @property
+    def own_schedule(self) -> Schedule:
+        """The parameters in force along this trial's own reported curve (its first parameters, then each
+        exploit's from the step after the checkpoint it took); unlike :attr:`schedule`, nothing inherited."""
+        data = self.system_attrs.get(PBT_ATTR)
+        if data and data.get("own"):
+            return Schedule.from_json(data["own"])
+        if data and data.get("schedule"):  # written before "own" existed: the best we know
+            return Schedule.from_json(data["schedule"])
+        return Schedule.constant(self.params)
+
+    @property
     def lineage(self) -> list[Exploit]:
         """The exploits of this trial (population based training), oldest first; [] if none."""
         data = self.system_attrs.get(PBT_ATTR)

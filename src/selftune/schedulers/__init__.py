@@ -12,6 +12,7 @@ from selftune.schedulers._fidelity import fidelity_view
 from selftune.schedulers.asha import ASHAScheduler
 from selftune.schedulers.hyperband import HyperbandScheduler
 from selftune.schedulers.median import MedianStopping, PercentileStopping
+from selftune.schedulers.pb2 import PB2
 from selftune.schedulers.pbt import PopulationBasedTraining, ScheduleReplay
 from selftune.schedulers.synchronous import SuccessiveHalvingScheduler
 
@@ -26,6 +27,7 @@ __all__ = [
     "SuccessiveHalvingScheduler",
     "HyperbandScheduler",
     "PopulationBasedTraining",
+    "PB2",
     "ScheduleReplay",
     "fidelity_view",
     "value_at",

@@ -190,7 +190,7 @@ class PopulationBasedTraining(Scheduler):
             return Decision(Action.CONTINUE, f"step {step}: rank {rank + 1} of {n}, not in the bottom {k}")
         rng = np.random.default_rng([self.seed, trial.number, step])
         source = ranked[int(rng.integers(k))][2]
-        params = self.explore(source.params, history.params, rng)
+        params = self.new_params(trial, source, step, history, rng)
         changed = ", ".join(f"{h}={params[h]!r}" for h in self.hyperparams if h in params)
         return Decision.exploit(
             source.number,
@@ -198,6 +198,13 @@ class PopulationBasedTraining(Scheduler):
             f"step {step}: rank {rank + 1} of {n} (bottom {k}); takes over trial {source.number} "
             f"(rank {[x[1] for x in ranked].index(source.number) + 1}) with {changed}",
         )
+
+    def new_params(
+        self, trial: TrialRecord, source: TrialRecord, step: int, history: History, rng: np.random.Generator
+    ) -> dict[str, Any]:
+        """The parameters ``trial`` goes on with after taking over ``source`` at ``step``: PBT explores the
+        source's (PB2 overrides this with its GP bandit)."""
+        return self.explore(source.params, history.params, rng)
 
     def explore(self, params: Mapping[str, Any], domains: Mapping[str, Param], rng: np.random.Generator) -> dict[str, Any]:
         """``params`` with each of :attr:`hyperparams` resampled or perturbed (in name order, one draw each)."""
