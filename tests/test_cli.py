@@ -195,6 +195,43 @@ def test_run_with_a_scheduler(runner: CliRunner, db: str, objdir: Path) -> None:
     assert "stopped" in result.output
 
 
+PBT_MODULE = """
+import json
+import selftune
+
+
+def objective(trial):
+    x, start = 0.0, 0
+    state = trial.load_checkpoint()
+    if state is not None:
+        x, start = json.loads(state)["x"], trial.resume_step + 1
+    for step in range(start, 12):
+        x += trial.params["h"] if step < 6 else 1 - trial.params["h"]
+        trial.report(x, step)
+        if trial.should_stop():
+            trial.save_checkpoint(json.dumps({"x": x}).encode(), step=step)
+            raise selftune.StopTrial()
+    return x
+"""
+
+
+def test_run_with_population_based_training(runner: CliRunner, db: str, objdir: Path) -> None:
+    (objdir / "pbtobj.py").write_text(PBT_MODULE)
+    spec = write_spec(
+        objdir,
+        objective="pbtobj:objective",
+        direction="maximize",
+        space={"h": {"kind": "float", "low": 0, "high": 1}},
+        scheduler={"name": "pbt", "population_size": 6, "interval": 2, "hyperparams": ["h"], "max_step": 11},
+        trials=6,
+    )
+    run_ok(runner, spec, "--storage", db)
+    study = selftune.load_study("tiny", storage=db)
+    assert [t.state for t in study.trials] == [selftune.TrialState.COMPLETE] * 6
+    assert any(t.lineage for t in study.trials)  # members took over others' checkpoints
+    assert all(0.0 <= p["h"] <= 1.0 for t in study.trials for _, p in t.schedule)
+
+
 def test_run_define_by_run_with_defaults(runner: CliRunner, db: str, objdir: Path) -> None:
     # no space, no sampler, no direction: the auto sampler, minimize
     spec = write_spec(objdir, space=_DROP, sampler=_DROP, direction=_DROP, trials=5)
@@ -506,7 +543,7 @@ SPEC_ERRORS = [
     ({"sampler": {"name": "sobol", "sead": 1}}, "`sampler`: unknown key 'sead'"),
     ({"sampler": {"name": "sobol", "seed": "zero"}}, "`sampler.seed` must be an integer, got 'zero'"),
     ({"sampler": 3}, "`sampler` must be a name"),
-    ({"scheduler": "sha"}, "`scheduler.name` must be one of asha, successive-halving, hyperband, median, percentile, none, got 'sha'"),
+    ({"scheduler": "sha"}, "`scheduler.name` must be one of asha, successive-halving, hyperband, median, percentile, pbt, pb2, none, got 'sha'"),
     ({"scheduler": {"name": "asha", "reduction_factor": 1}}, "`scheduler` (asha): `reduction_factor` must be a number > 1"),
     ({"scheduler": {"name": "asha", "eta": 3}}, "`scheduler` (asha): ASHAScheduler.__init__() got an unexpected keyword"),
     ({"scheduler": {"name": "hyperband"}}, "`scheduler` (hyperband): HyperbandScheduler.__init__() missing 1 required"),

@@ -57,6 +57,8 @@ SCHEDULERS = {
     "hyperband": "HyperbandScheduler",
     "median": "MedianStopping",
     "percentile": "PercentileStopping",
+    "pbt": "PopulationBasedTraining",
+    "pb2": "PB2",
 }
 _DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
