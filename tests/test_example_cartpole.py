@@ -121,6 +121,7 @@ def test_pbt_members_schedules_and_ancestry_agree(small: ModuleType, monkeypatch
             assert chain == [(r.number, 1, 6)]
 
 
+@pytest.mark.slow
 def test_example_runs_small_and_reports_on_test_seeds(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, str(EXAMPLE)], cwd=tmp_path, env={**os.environ, **SMALL}, capture_output=True,
