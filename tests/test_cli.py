@@ -232,6 +232,24 @@ def test_run_with_population_based_training(runner: CliRunner, db: str, objdir: 
     assert all(0.0 <= p["h"] <= 1.0 for t in study.trials for _, p in t.schedule)
 
 
+def test_run_reports_the_best_trial_on_test_seeds(runner: CliRunner, db: str, objdir: Path) -> None:
+    (objdir / "seedobj.py").write_text(
+        "def objective(trial):\n    return trial.params['x'] ** 2 + (trial.seed % 7) / 100\n"
+    )
+    spec = write_spec(objdir, objective="seedobj:objective", space={"x": {"kind": "float", "low": -1, "high": 1}},
+                      trials=6, test_seeds=4)
+    out = run_ok(runner, spec, "--storage", db).output
+    study = selftune.load_study("tiny", storage=db)
+    best = study.best
+    kept = study.user_attrs["test_evaluation"]
+    assert kept["seeds"] == [1_000_000, 1_000_001, 1_000_002, 1_000_003]  # never a tuning seed (0..5)
+    assert kept["values"] == pytest.approx([best.params["x"] ** 2 + (s % 7) / 100 for s in kept["seeds"]])
+    assert f"test seeds   {kept['mean']!r} ± " in out and "report this, not the best tuning value" in out
+    assert len(study.trials) == 6  # test runs are not trials of the study
+    out = run_ok(runner, spec, "--storage", db, "--test-seeds", "0").output
+    assert "test seeds" not in out
+
+
 def test_run_define_by_run_with_defaults(runner: CliRunner, db: str, objdir: Path) -> None:
     # no space, no sampler, no direction: the auto sampler, minimize
     spec = write_spec(objdir, space=_DROP, sampler=_DROP, direction=_DROP, trials=5)
@@ -548,6 +566,7 @@ SPEC_ERRORS = [
     ({"scheduler": {"name": "asha", "eta": 3}}, "`scheduler` (asha): ASHAScheduler.__init__() got an unexpected keyword"),
     ({"scheduler": {"name": "hyperband"}}, "`scheduler` (hyperband): HyperbandScheduler.__init__() missing 1 required"),
     ({"scheduler": [1]}, "`scheduler` must be a name"),
+    ({"test_seeds": -1}, "`test_seeds` must be an integer >= 0"),
     ({"trials": -1}, "`trials` must be an integer >= 0"),
     ({"trials": "ten"}, "`trials` must be an integer >= 0"),
     ({"trials": True}, "`trials` must be an integer >= 0"),

@@ -26,6 +26,7 @@ import numpy as np
 
 from selftune.exceptions import InvalidParameterError, SelftuneError
 from selftune.schedule import Schedule
+from selftune.space import Space
 from selftune.trial import Trial, TrialRecord, TrialState
 
 __all__ = ["evaluate", "Evaluation", "TEST_SEED_BASE", "test_seeds"]
@@ -97,14 +98,15 @@ def test_seeds(n: int, base: int = TEST_SEED_BASE) -> list[int]:
     return list(range(base, base + n))
 
 
-def _candidates(candidates: Any) -> tuple[list[tuple[str, Schedule]], set[int], str | None]:
-    """(label, schedule) pairs, the tuning seeds they came from, and the study's direction if known."""
+def _candidates(candidates: Any) -> tuple[list[tuple[str, Schedule]], set[int], str | None, Space | None]:
+    """(label, schedule) pairs, the tuning seeds they came from, and the study's direction and space if known."""
     from selftune.study import Study
 
     tuning: set[int] = set()
     direction: str | None = None
+    space: Space | None = None
     if isinstance(candidates, Study):
-        direction = candidates.direction
+        direction, space = candidates.direction, candidates.space
         tuning = {r.seed for r in candidates.trials if r.state is not TrialState.WAITING}
         candidates = [candidates.best]
     elif isinstance(candidates, TrialRecord | Schedule | Mapping):
@@ -125,7 +127,7 @@ def _candidates(candidates: Any) -> tuple[list[tuple[str, Schedule]], set[int], 
             )
     if not out:
         raise InvalidParameterError("evaluate() needs at least one candidate")
-    return out, tuning, direction
+    return out, tuning, direction, space
 
 
 def evaluate(
@@ -136,6 +138,7 @@ def evaluate(
     direction: str | None = None,
     confidence: float = 0.95,
     tuning_seeds: Sequence[int] = (),
+    space: Space | None = None,
     artifacts: str | None = None,
 ) -> list[Evaluation]:
     """Re-run each candidate once per test seed and return its :class:`Evaluation`.
@@ -143,7 +146,8 @@ def evaluate(
     ``candidates``: a study (its best trial), trial records (a PBT member's schedule is replayed), schedules
     or dicts of parameters, alone or in a list. ``seeds``: a number of default test seeds or the seeds
     themselves; they must differ from every tuning seed (those of the study's trials, of the given records,
-    and ``tuning_seeds``). Each run is a one-trial in-memory study whose trial has the candidate's parameters
+    and ``tuning_seeds``). ``space``: the declared space of the tuning study (a study's own by default), for
+objectives that read ``trial.params``. Each run is a one-trial in-memory study whose trial has the candidate's parameters
     and :attr:`~selftune.Trial.seed` set to the test seed; a run that fails raises, naming the candidate and
     the seed.
     """
@@ -151,7 +155,8 @@ def evaluate(
     from selftune.schedulers import ScheduleReplay
     from selftune.study import create_study
 
-    pairs, tuning, study_direction = _candidates(candidates)
+    pairs, tuning, study_direction, study_space = _candidates(candidates)
+    space = space if space is not None else study_space
     tuning |= {int(s) for s in tuning_seeds}
     if isinstance(seeds, bool):
         raise InvalidParameterError(f"`seeds` must be an integer >= 1 or a list of seeds, got {seeds!r}")
@@ -179,7 +184,7 @@ def evaluate(
             scheduler = ScheduleReplay(schedule) if len(schedule) > 1 else None
             study = create_study(
                 f"{label} seed {seed}", storage="memory", direction=direction, scheduler=scheduler,
-                sampler=RandomSampler(seed=0),
+                sampler=RandomSampler(seed=0), space=space,
                 artifacts=artifacts,
             )
             try:

@@ -342,8 +342,17 @@ def report(name: str, output: Path, storage: str | None) -> None:
               help="Study-wide trial budget; overrides the spec's `trials`.")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
               help="Stop starting trials after this many seconds; overrides the spec's `timeout`.")
+@click.option("--test-seeds", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Re-run the best trial on N test seeds afterwards (0: don't); overrides the spec's `test_seeds`.")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
-def run(spec_path: Path, storage: str | None, trials: int | None, timeout: float | None, no_progress: bool) -> None:
+def run(
+    spec_path: Path,
+    storage: str | None,
+    trials: int | None,
+    timeout: float | None,
+    test_seeds: int | None,
+    no_progress: bool,
+) -> None:
     """Run (or resume) the study described by SPEC.yaml.
 
     \b
@@ -355,11 +364,18 @@ def run(spec_path: Path, storage: str | None, trials: int | None, timeout: float
     sampler: {name: tpe, seed: 0}     # auto (default) | tpe | gp | cmaes | random | sobol
     scheduler: {name: asha, max_resource: 27}  # optional early stopping:
                                       # asha | successive-halving | hyperband | median | percentile
+                                      # | pbt | pb2 (population based training)
     objective: my_objective:objective # module:function (required)
+    test_seeds: 3                     # then re-run the best trial on 3 test seeds (default; 0: don't)
     space:                            # optional declared space
       C: {kind: float, low: 0.001, high: 1000, log: true}
       kernel: {kind: choice, choices: [rbf, linear]}
       gamma: {kind: float, low: 0.0001, high: 1, log: true, when: {kernel: rbf}}
+
+    After the budget, the best trial (a PBT member: its schedule, replayed) is re-run on test seeds that no
+    tuning trial used (trial.seed; tuning seeds are trial numbers, test seeds start at 1,000,000) and the
+    mean with a 95% confidence interval is printed and kept as the study attribute `test_evaluation`:
+    report that, not the best tuning value, which is biased upwards by the selection.
 
     The objective's module is imported with the spec's directory and the working directory on sys.path.
     A relative SQLite path (sqlite:///selftune.db) is relative to the working directory. The objective
@@ -408,6 +424,24 @@ def run(spec_path: Path, storage: str | None, trials: int | None, timeout: float
                     "rerun to resume)"
                 ) from None
             _summary(console, study)
+            n_test = test_seeds if test_seeds is not None else spec.test_seeds
+            if n_test > 0 and any(r.state is TrialState.COMPLETE for r in study.trials):
+                _test_seeds(console, study, objective, n_test)
+
+
+def _test_seeds(console: Any, study: Study, objective: Callable[..., Any], n: int) -> None:
+    """Re-run the best trial on ``n`` test seeds; print and keep the mean and its confidence interval."""
+    from selftune import protocol
+
+    try:
+        (result,) = protocol.evaluate(objective, study, seeds=n)
+    except SelftuneError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the objective raised on a test seed
+        raise Failure(f"re-running the best trial on test seeds: the objective raised {type(exc).__name__}: {exc}")
+    study.set_attr("test_evaluation", result.to_json())
+    line(console, f"test seeds   {result.mean!r} ± {result.half_width:.3g} (95% CI, {n} seeds: "
+                  f"{', '.join(str(s) for s in result.seeds)}); report this, not the best tuning value")
 
 
 def _summary(console: Any, study: Study) -> None:

@@ -48,7 +48,11 @@ def make_sampler(name: str, seed: int | None) -> Sampler:
 
 SAMPLERS = tuple(_SAMPLER_CLASSES)
 _DIRECTIONS = ("minimize", "maximize")
-_SPEC_KEYS = ("study", "storage", "direction", "trials", "timeout", "sampler", "scheduler", "objective", "space")
+_SPEC_KEYS = (
+    "study", "storage", "direction", "trials", "timeout", "sampler", "scheduler", "objective", "space", "test_seeds",
+)
+#: how many test seeds ``selftune run`` re-runs the best trial on, unless the spec says otherwise
+DEFAULT_TEST_SEEDS = 3
 
 #: spec `scheduler.name` -> the class's name in selftune.schedulers
 SCHEDULERS = {
@@ -77,6 +81,8 @@ class RunSpec:
     sampler: str = "auto"
     seed: int | None = None
     space: Space | None = None
+    #: after the budget, re-run the best trial on this many test seeds (0: do not)
+    test_seeds: int = DEFAULT_TEST_SEEDS
     #: the scheduler's name and keyword arguments, or None
     scheduler: tuple[str, dict[str, Any]] | None = None
 
@@ -185,13 +191,16 @@ def load_spec(path: str | os.PathLike[str]) -> RunSpec:
     if timeout is not None and not (_is_number(timeout) and timeout > 0 and math.isfinite(timeout)):
         raise spec_error(path, f"`timeout` must be a number of seconds > 0, got {timeout!r}")
 
+    test_seeds = data.get("test_seeds", DEFAULT_TEST_SEEDS)
+    if not (_is_int(test_seeds) and test_seeds >= 0):
+        raise spec_error(path, f"`test_seeds` must be an integer >= 0 (0: no test-seed evaluation), got {test_seeds!r}")
     sampler, seed = _check_sampler(path, data.get("sampler", "auto"))
     space = _check_space(path, data["space"]) if data.get("space") is not None else None
     scheduler = _check_scheduler(path, data.get("scheduler"))
     return RunSpec(
         path=path, study=study, objective=f"{mod}:{func}", storage=storage, direction=direction,
         trials=trials, timeout=None if timeout is None else float(timeout), sampler=sampler, seed=seed, space=space,
-        scheduler=scheduler,
+        scheduler=scheduler, test_seeds=int(test_seeds),
     )
 
 
