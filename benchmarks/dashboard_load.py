@@ -402,11 +402,13 @@ def measure(n: int, args: argparse.Namespace) -> Result:
 
     result = Result(n)
     db = database(args.cache, "selftune", n)
+    with selftune_server(db) as (base, listen):  # start-up alone: nothing else asks the server anything
+        ready = listen + wait_until(lambda: httpx.get(f"{base}/api/config").json()["preloaded"], 600, "preload")
+        result.selftune_startup = {"listening": listen, "preloaded": ready}
     with selftune_server(db) as (base, listen):
         url = f"{base}/studies/1"
         result.selftune["just started"] = first_load(url, SELFTUNE_CHECKS, args.timeout)
-        ready = listen + wait_until(lambda: httpx.get(f"{base}/api/config").json()["preloaded"], 600, "preload")
-        result.selftune_startup = {"listening": listen, "preloaded": ready}
+        wait_until(lambda: httpx.get(f"{base}/api/config").json()["preloaded"], 600, "preload")
         shot = args.cache / f"selftune-{n}.png"
         result.selftune.update(browse(url, SELFTUNE_CHECKS, args.repeat, args.timeout, shot))
         result.selftune_api = api_times(base, selftune_api_paths(base), args.api_repeat, args.timeout)

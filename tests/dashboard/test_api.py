@@ -293,3 +293,10 @@ def test_dashboard_binds_loopback_by_default() -> None:
     assert options["host"].default == "127.0.0.1" and options["token"].default is None
     assert inspect.signature(serve).parameters["host"].default == "127.0.0.1"
     assert inspect.signature(create_app).parameters["token"].default is None
+
+
+def test_an_empty_token_is_refused() -> None:
+    from selftune.exceptions import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="token"):
+        create_app(MemoryStorage(), token="  ")

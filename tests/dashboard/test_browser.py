@@ -75,9 +75,14 @@ def dashboard(running_study: tuple[str, threading.Event]) -> Iterator[str]:
     )
     try:
         assert proc.stderr is not None
-        line = proc.stderr.readline()  # printed once the socket listens
-        found = re.search(r"at (http://\S+/) \(read-only\)", line)
-        assert found, f"unexpected first line from the dashboard: {line!r}"
+        seen = []
+        for line in proc.stderr:  # the address is printed once the socket listens
+            seen.append(line)
+            found = re.search(r"at (http://\S+/) \(read-only\)", line)
+            if found:
+                break
+        else:
+            pytest.fail(f"the dashboard exited with {proc.wait()} without an address: {''.join(seen)!r}")
         yield found.group(1)
     finally:
         proc.terminate()

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from selftune._imports import require
+from selftune.exceptions import InvalidParameterError
 from selftune.storage import Storage
 
 __all__ = ["create_app", "serve", "LOOPBACK_HOSTS", "TOKEN_HEADER"]
@@ -64,8 +65,8 @@ def create_app(
     _require_all()
     from selftune.dashboard._app import build_app
 
-    if token is not None and not token:
-        raise ValueError("`token` must not be empty")
+    if token is not None and not token.strip():
+        raise InvalidParameterError("`token` must not be empty or only whitespace")
     return build_app(storage, token=token, allowed_hosts=allowed_hosts, refresh=refresh, preload=preload,
                      max_points=max_points)
 

@@ -222,6 +222,36 @@ class Note(BaseModel):
     note: str = Field(max_length=10_000)
 
 
+_warm_lock = threading.Lock()
+_warmed = False
+
+
+def _warm_up() -> None:
+    """Draw every panel once for a tiny made-up study, in the calling thread (once per process).
+
+    Plotly (and scikit-learn, for fANOVA) import submodules lazily on first use; the first figures drawn by
+    several request threads at once made those imports deadlock (Python's ``_DeadlockError``). Drawing
+    everything once before serving does every such import up front.
+    """
+    global _warmed
+    from selftune.space import Choice, Float
+
+    with _warm_lock:
+        if _warmed:
+            return
+        records = [
+            TrialRecord(number=i, state=state, params={"x": i / 6, "c": "ab"[i % 2]}, value=value,
+                        intermediate={1: 1.0 + i, 2: 0.5 + i}, started_at=1.0 + i, finished_at=1.5 + i, worker="w")
+            for i, (state, value) in enumerate([(TrialState.COMPLETE, 1.0), (TrialState.COMPLETE, 0.5),
+                                                (TrialState.COMPLETE, 2.0), (TrialState.STOPPED, 3.0),
+                                                (TrialState.FAILED, None), (TrialState.COMPLETE, 0.2)])
+        ]
+        history = History(records, params={"x": Float(0.0, 1.0), "c": Choice(("a", "b"))})
+        for kind in PANELS:
+            panel_figure(history, kind).to_json()
+        _warmed = True
+
+
 # -- the application -------------------------------------------------------------------------------------
 def build_app(
     storage: Storage,
@@ -234,6 +264,7 @@ def build_app(
 ) -> Any:
     """The FastAPI app (see :func:`selftune.dashboard.create_app`)."""
 
+    _warm_up()
     catalog = Catalog(storage)
     static = _Static()
     page = static.get("index.html")

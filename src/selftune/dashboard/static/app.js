@@ -28,8 +28,13 @@ async function getJSON(url) {
   if (state.etags.has(url)) headers["If-None-Match"] = state.etags.get(url);
   const res = await fetch(url, { headers, cache: "no-store" });
   if (res.status === 304) return { data: state.cache.get(url), changed: false };
+  if (!res.ok) {
+    const text = await res.text();
+    let detail = text;
+    try { detail = JSON.parse(text).detail || text; } catch (e) { /* not JSON: an error page */ }
+    throw new Error(`${res.status} ${detail}`);
+  }
   const data = await res.json();
-  if (!res.ok) throw new Error(data.detail || res.statusText);
   const etag = res.headers.get("ETag");
   if (etag) { state.etags.set(url, etag); state.cache.set(url, data); }
   return { data, changed: true };
@@ -249,8 +254,15 @@ async function studyView(id) {
     const stale = panelKeys.filter((key) => view.panels[key].cursor < data.cursor)
       .sort((a, b) => (a === "parallel") - (b === "parallel"));  // WebGL: slowest to start, drawn last
     const fetched = stale.map((key) => getJSON(`${base}/figures/${key}`));
-    for (let i = 0; i < stale.length; i++) await drawPanel(stale[i], await fetched[i]);
-    if (view.drawn === undefined) {
+    for (let i = 0; i < stale.length; i++) {
+      try {
+        await drawPanel(stale[i], await fetched[i]);
+      } catch (e) {  // one panel failing leaves the others alone; it is asked for again on the next poll
+        const div = view.panels[stale[i]].div;
+        if (!div.classList.contains("rendered")) div.replaceChildren(el("p", { class: "error", text: `${stale[i]}: ${e.message} (retrying)` }));
+      }
+    }
+    if (view.drawn === undefined && panelKeys.every((key) => view.panels[key].div.classList.contains("rendered"))) {
       view.drawn = performance.now();  // from navigation start: every panel drawn too
       window.selftunePlotsDrawn = view.drawn;
       document.body.dataset.ready = "1";
