@@ -169,6 +169,16 @@ def report(runs: dict[str, list[PBTResult]], failures: dict[str, str], settings:
             f"{statistics.fmean(r.seconds for r in rs):.0f} | {statistics.fmean(r.eval_seconds for r in rs):.0f} | "
             f"{wins if m != FIXED else '—'} |"
         )
+    if fixed:
+        lines += ["", f"Paired difference in test error against {FIXED} (same tuning seeds; negative: better than "
+                  "the best fixed configuration), mean ± 95% t-interval:", ""]
+        for m in order:
+            if m == FIXED:
+                continue
+            diffs = [r.test - fixed[r.seed] for r in runs[m] if r.seed in fixed]
+            if diffs:
+                d, dci = mean_ci(diffs)
+                lines.append(f"- {m}: {d:+.4f} ± {dci:.4f} over {len(diffs)} seeds")
     seeds = sorted({r.seed for rs in runs.values() for r in rs})
     lines += ["", "Test error per tuning seed (mean over the test seeds):", "",
               "| method | " + " | ".join(str(s) for s in seeds) + " |", "|---|" + "---|" * len(seeds)]
