@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -304,9 +305,10 @@ def _own_weights(study: selftune.Study, number: int) -> dict[str, Any]:
     return dict(json.loads(store.load(found)))
 
 
-def _finish_and_check(url: str) -> selftune.Study:
+def _finish_and_check(url: str, **heartbeat: float) -> selftune.Study:
+    # the reaper's grace period must be long enough that a live worker on a loaded machine is never reaped
     study = selftune.load_study("k", storage=url, scheduler=pbt(), sampler=selftune.RandomSampler(seed=0),
-                                heartbeat_interval=0.1, grace_period=0.3)
+                                **heartbeat)
     study.optimize(objective, trials=8, progress=False)
     assert all(t.state in (TrialState.COMPLETE, TrialState.FAILED) for t in study.trials)
     best = study.best
@@ -336,6 +338,10 @@ def test_killed_after_recording_the_exploit_fails_the_trial_cleanly(tmp_path: Pa
     assert victim.params == entry.params
     own = _own_weights(study, victim.number)
     assert own["owner"] == victim.number  # the copy was never renamed into place: no mixed-up checkpoint
+    deadline = time.monotonic() + 60
+    while study.get_trial(victim.number).state is TrialState.RUNNING and time.monotonic() < deadline:
+        study.storage.reap(study._id, 2.0)  # what the reaper does, with a 2 s grace period
+        time.sleep(0.2)
     study.close()
     done = _finish_and_check(url)
     failed = done.get_trial(victim.number)
