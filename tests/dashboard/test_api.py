@@ -300,3 +300,15 @@ def test_an_empty_token_is_refused() -> None:
 
     with pytest.raises(InvalidParameterError, match="token"):
         create_app(MemoryStorage(), token="  ")
+
+
+def test_cli_without_the_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from selftune.cli import cli
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    selftune.create_study("s", storage=url).close()
+    monkeypatch.setitem(sys.modules, "fastapi", None)
+    result = CliRunner().invoke(cli, ["dashboard", "--storage", url, "--port", "0"])
+    assert result.exit_code == 1 and "pip install 'selftune[dashboard]'" in result.output
