@@ -201,5 +201,5 @@ def test_two_worker_processes_share_the_rungs(tmp_path: Path) -> None:
     assert {t.last_step for t in stopped} <= {1, 3, 9}
     assert all(list(t.intermediate) == list(range(1, t.last_step + 1)) for t in trials)
     reached = [sum(1 for t in trials if t.last_step >= r) for r in (1, 3, 9, 27)]
-    assert reached[0] == 80 and reached[1] < 0.6 * 80 and reached[3] >= 1
+    assert reached[0] == len(trials) and reached[1] < 0.6 * len(trials) and reached[3] >= 1
     assert study.best.state is TrialState.COMPLETE
