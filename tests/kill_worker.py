@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def objective(trial: selftune.Trial) -> float:
         x = trial.float("x", -10.0, 10.0)
-        time.sleep(rng.uniform(0.0, 0.04))  # so kills land mid-trial, and the run lasts long enough for them
+        time.sleep(rng.uniform(0.03, 0.09))  # so kills land mid-trial, and the run lasts long enough for them
         return x * x
 
     def ledger(_study: selftune.Study, record: selftune.TrialRecord) -> None:

@@ -37,9 +37,9 @@ WORKER = Path(__file__).with_name("kill_worker.py")
 BUDGET = 500
 N_WORKERS = 8
 MID_TRIAL_KILLS = 10  # kills that hit a worker with a trial in flight (more kills land between trials)
-# the driver judges "in flight" from its own read; a trial finished just before the kill can look running,
-# so it kills a few more than the storage must show afterwards (seen: 10 by the driver, 8 by the storage)
-KILL_MARGIN = 4
+# the driver judges "in flight" from its own read, which over-counts on a quiet machine (seen: 14 judged, 7 stored);
+# it aims at twice the target plus a margin, and the storage's count is what the test asserts
+KILL_MARGIN = MID_TRIAL_KILLS + 4
 KILL_WINDOW = BUDGET - 60  # no kills once the study holds this many trials
 # a kill needs this many other workers in their optimize loop: replacements take a second or more to start
 # on 2 busy cores, and with none left looping nobody would reap (or run) the study for a while
@@ -161,7 +161,7 @@ def _run_workers(url: str, name: str, tmp: Path, seed: int) -> _Run:
                     next_kill = None  # no kills near the end of the budget, so the end stays clean
                 elif used >= next_kill and len([w for w in live if _looping(w)]) > MIN_LOOPING:
                     _kill_one(rng, run, pool, live, trials, monitor)
-                    next_kill = used + rng.randint(2, 8)  # room for 10+ kills even when replacements start slowly
+                    next_kill = used + rng.randint(1, 5)  # room for 20+ kills even when replacements start slowly
             time.sleep(0.01)
     finally:
         for w in run.workers:
@@ -199,10 +199,8 @@ def _kill_one(
     live.remove(victim)
     live.append(pool.start(run))
     # a RUNNING trial of a dead worker was in flight when it died
-    if any(
-        r.state is TrialState.RUNNING and _pid_of(r.worker) == victim.proc.pid
-        for r in monitor.history().trials
-    ):
+    fresh, _ = monitor.storage.read_trials(monitor._id, 0)  # a full read: no cached view can mislead it
+    if any(r.state is TrialState.RUNNING and _pid_of(r.worker) == victim.proc.pid for r in fresh):
         run.mid_trial_kills += 1
 
 
