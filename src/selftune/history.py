@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 
@@ -78,3 +79,25 @@ class History:
     def with_state(self, *states: TrialState) -> tuple[TrialRecord, ...]:
         """Trials in any of ``states``."""
         return tuple(r for r in self._records if r.state in states)
+
+
+def put_record(
+    records: list[TrialRecord | None], counts: Counter[TrialState], best: TrialRecord | None, r: TrialRecord,
+    sign: float,
+) -> TrialRecord | None:
+    """Cache ``r`` at index ``r.number`` of ``records`` (indexed by trial number), keep ``counts`` by state,
+    and return the best COMPLETE trial (lowest ``sign * value``, then lowest number) given the previous ``best``."""
+    n = r.number
+    if n >= len(records):
+        records.extend([None] * (n + 1 - len(records)))
+    old = records[n]
+    if old is not None:
+        counts[old.state] -= 1
+    records[n] = r
+    counts[r.state] += 1
+    if r.state is TrialState.COMPLETE and r.value is not None:
+        if best is None or sign * r.value < sign * best.value or (  # type: ignore[operator]
+            r.value == best.value and r.number < best.number
+        ):
+            return r
+    return best

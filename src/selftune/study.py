@@ -26,7 +26,7 @@ from selftune.exceptions import (
     StudyExistsError,
     TrialStateError,
 )
-from selftune.history import History
+from selftune.history import History, put_record
 from selftune.samplers import AutoSampler, Sampler
 from selftune.schedule import SEED_KEY, SYSTEM_PREFIX
 from selftune.schedulers import Action, Scheduler
@@ -132,21 +132,8 @@ class Study:
 
     def _put(self, r: TrialRecord) -> None:
         """Cache ``r``, keeping the counts by state and the best trial up to date in O(1)."""
-        n = r.number
-        if n >= len(self._records):
-            self._records.extend([None] * (n + 1 - len(self._records)))
-        old = self._records[n]
-        if old is not None:
-            self._counts[old.state] -= 1
-        self._records[n] = r
-        self._counts[r.state] += 1
-        if r.state is TrialState.COMPLETE and r.value is not None:
-            sign = 1.0 if self.direction == "minimize" else -1.0
-            best = self._best
-            if best is None or sign * r.value < sign * best.value or (  # type: ignore[operator]
-                r.value == best.value and r.number < best.number
-            ):
-                self._best = r
+        sign = 1.0 if self.direction == "minimize" else -1.0
+        self._best = put_record(self._records, self._counts, self._best, r, sign)
 
     def history(self) -> History:
         """A fresh read-only snapshot for samplers, schedulers and analysis."""

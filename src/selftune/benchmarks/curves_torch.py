@@ -192,24 +192,12 @@ class TorchCurveProblem(CurveProblem):
                 model = self.build(p)
                 optimizer = _optimizer(torch, model, p)
                 shuffle = torch.Generator().manual_seed(seed)
-                loss_fn = torch.nn.CrossEntropyLoss()
                 batch = int(p["batch_size"])
-                n = len(data.y_train)
                 diverged = False
                 value = DIVERGED_ERROR
                 for step in range(1, self.max_steps + 1):
                     if not diverged:
-                        model.train()
-                        order = torch.randperm(n, generator=shuffle)
-                        for start in range(0, n, batch):
-                            idx = order[start : start + batch]
-                            optimizer.zero_grad(set_to_none=True)
-                            loss = loss_fn(model(data.x_train[idx]), data.y_train[idx])
-                            if not math.isfinite(float(loss.item())):
-                                diverged = True
-                                break
-                            loss.backward()
-                            optimizer.step()
+                        diverged = _epoch(torch, model, optimizer, data, batch, shuffle)
                         if not diverged:
                             value, finite = _error(model, data.x_valid, data.y_valid)
                             diverged = not finite
@@ -287,12 +275,15 @@ class TorchCurveProblem(CurveProblem):
         return objective
 
 
-def _epoch(torch: Any, model: torch.nn.Module, optimizer: Any, data: _Digits, batch: int) -> bool:
-    """One epoch over the training split in an order drawn from torch's global generator; True if diverged."""
+def _epoch(
+    torch: Any, model: torch.nn.Module, optimizer: Any, data: _Digits, batch: int, generator: Any = None
+) -> bool:
+    """One epoch over the training split in an order drawn from ``generator`` (default: torch's global one);
+    True if the loss stopped being finite."""
     loss_fn = torch.nn.functional.cross_entropy
     model.train()
     n = len(data.y_train)
-    order = torch.randperm(n)
+    order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch):
         idx = order[start : start + batch]
         optimizer.zero_grad(set_to_none=True)

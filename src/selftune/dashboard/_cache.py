@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from selftune.exceptions import StudyNotFoundError
-from selftune.history import History
+from selftune.history import History, put_record
 from selftune.space import Param, Space, param_from_json
 from selftune.storage import Storage, StudyInfo, StudySummary
 from selftune.trial import TrialRecord, TrialState
@@ -93,20 +93,7 @@ class StudyView:
             return self.cursor
 
     def _put(self, r: TrialRecord) -> None:
-        n = r.number
-        if n >= len(self._records):
-            self._records.extend([None] * (n + 1 - len(self._records)))
-        old = self._records[n]
-        if old is not None:
-            self.counts[old.state] -= 1
-        self._records[n] = r
-        self.counts[r.state] += 1
-        if r.state is TrialState.COMPLETE and r.value is not None:
-            best = self.best
-            if best is None or self.sign * r.value < self.sign * best.value or (  # type: ignore[operator]
-                r.value == best.value and r.number < best.number
-            ):
-                self.best = r
+        self.best = put_record(self._records, self.counts, self.best, r, self.sign)
 
     def history(self) -> History:
         """The trials read so far as a :class:`History` (the same object until something changes)."""

@@ -29,7 +29,7 @@ from scipy import linalg, optimize
 
 from selftune.history import History
 from selftune.schedulers.pbt import PopulationBasedTraining
-from selftune.space import Choice, Param
+from selftune.space import Choice
 from selftune.trial import TrialRecord, TrialState
 
 __all__ = ["PB2", "pb2_data"]
@@ -213,10 +213,7 @@ def _pending(history: History, number: int, step: int, names: list[str], domains
             continue
         for e in r.lineage:
             if e.step == step and all(n in e.params for n in names):
-                rows.append([_unit(domains[n], e.params[n]) for n in names])
+                rows.append([float(domains[n].to_unit(e.params[n])) for n in names])
     return np.asarray(rows, dtype=float).reshape(-1, len(names))
 
-
-def _unit(param: Param, value: Any) -> float:
-    return float(param.to_unit(value))
 

@@ -175,11 +175,20 @@ class PopulationBasedTraining(Scheduler):
             r.state is TrialState.RUNNING and (r.last_step is None or r.last_step < step) for r in history.trials
         ):
             return {}  # a generation: every running member reaches the step first
-        return {r.number: self.decide(r, step, history) for r in paused if r.last_step == step}
-
-    def decide(self, trial: TrialRecord, step: int, history: History) -> Decision:
-        """CONTINUE, or EXPLOIT a top member with explored hyperparameters, for ``trial`` ready at ``step``."""
         ranked = _rank_at(history, step)
+        return {r.number: self.decide(r, step, history, ranked) for r in paused if r.last_step == step}
+
+    def decide(
+        self,
+        trial: TrialRecord,
+        step: int,
+        history: History,
+        ranked: list[tuple[float, int, TrialRecord]] | None = None,
+    ) -> Decision:
+        """CONTINUE, or EXPLOIT a top member with explored hyperparameters, for ``trial`` ready at ``step``
+        (``ranked``: the members' ranking at ``step``, if already computed)."""
+        if ranked is None:
+            ranked = _rank_at(history, step)
         n = len(ranked)
         k = min(math.ceil(n * self.quantile), n // 2)
         numbers_ = [number for _, number, _ in ranked]
@@ -196,7 +205,7 @@ class PopulationBasedTraining(Scheduler):
             source.number,
             params,
             f"step {step}: rank {rank + 1} of {n} (bottom {k}); takes over trial {source.number} "
-            f"(rank {[x[1] for x in ranked].index(source.number) + 1}) with {changed}",
+            f"(rank {numbers_.index(source.number) + 1}) with {changed}",
         )
 
     def new_params(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selftune.exceptions import InvalidParameterError, InvalidValueError, TrialStateError
+from selftune.schedule import SYSTEM_PREFIX
 from selftune.trial import TrialRecord, TrialState
 
 __all__ = ["Storage", "StudyInfo", "StudySummary", "check_study_name", "dumps", "loads", "HEARTBEAT_LOST"]
@@ -86,6 +87,13 @@ def dumps(value: Any, what: str) -> str:
 def loads(text: str | None) -> Any:
     """Parse JSON text written by :func:`dumps`."""
     return None if text is None else json.loads(text)
+
+
+def check_system_attrs(number: int, attrs: Mapping[str, Any]) -> None:
+    """Reserved attributes (a PBT member's schedule and lineage) have keys starting with ``selftune:``."""
+    for k in attrs:
+        if not (isinstance(k, str) and k.startswith(SYSTEM_PREFIX)):
+            raise InvalidParameterError(f"trial {number}: system attribute keys start with {SYSTEM_PREFIX!r}, got {k!r}")
 
 
 def check_finish(number: int, state: TrialState, value: float | None) -> None:

@@ -10,13 +10,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from selftune.exceptions import (
-    InvalidParameterError,
     StudyExistsError,
     StudyNotFoundError,
     TrialNotFoundError,
     TrialStateError,
 )
-from selftune.schedule import SYSTEM_PREFIX
 from selftune.storage._base import (
     HEARTBEAT_LOST,
     Storage,
@@ -25,6 +23,7 @@ from selftune.storage._base import (
     check_finish,
     check_key,
     check_study_name,
+    check_system_attrs,
     dumps,
     finish_allowed,
     finished_error,
@@ -283,9 +282,7 @@ class MemoryStorage(Storage):
         changes: dict[str, Any] = {}
         if params is not None:
             changes["params"] = _json_copy({check_key("a parameter name", k): v for k, v in params.items()}, "parameters")
-        for k in system_attrs or {}:
-            if not (isinstance(k, str) and k.startswith(SYSTEM_PREFIX)):
-                raise InvalidParameterError(f"trial {number}: system attribute keys start with {SYSTEM_PREFIX!r}, got {k!r}")
+        check_system_attrs(number, system_attrs or {})
         system = _json_copy(dict(system_attrs or {}), "system attributes")
         with self._lock:
             s = self._study(study_id)

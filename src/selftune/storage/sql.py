@@ -23,7 +23,6 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
 
 from selftune.exceptions import (
-    InvalidParameterError,
     MissingDependencyError,
     SchemaVersionError,
     StorageURLError,
@@ -42,6 +41,7 @@ from selftune.storage._base import (
     check_finish,
     check_key,
     check_study_name,
+    check_system_attrs,
     dumps,
     finish_allowed,
     finished_error,
@@ -592,9 +592,5 @@ def _param_rows(number: int, params: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _system_rows(number: int, attrs: Mapping[str, Any]) -> list[dict[str, Any]]:
-    rows = []
-    for k, v in attrs.items():
-        if not (isinstance(k, str) and k.startswith(SYSTEM_PREFIX)):
-            raise InvalidParameterError(f"trial {number}: system attribute keys start with {SYSTEM_PREFIX!r}, got {k!r}")
-        rows.append({"key": k, "value": dumps(v, f"trial {number}: attribute {k!r}")})
-    return rows
+    check_system_attrs(number, attrs)
+    return [{"key": k, "value": dumps(v, f"trial {number}: attribute {k!r}")} for k, v in attrs.items()]
