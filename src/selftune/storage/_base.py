@@ -11,12 +11,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from selftune.exceptions import InvalidParameterError, InvalidValueError, TrialStateError
-from selftune.schedule import SYSTEM_PREFIX
+from selftune.schedule import SEED_KEY, SYSTEM_PREFIX
 from selftune.trial import TrialRecord, TrialState
 
-__all__ = ["Storage", "StudyInfo", "StudySummary", "check_study_name", "dumps", "loads", "HEARTBEAT_LOST"]
+__all__ = [
+    "Storage", "StudyInfo", "StudySummary", "check_study_name", "dumps", "loads", "HEARTBEAT_LOST", "RETRY_KEY",
+    "RETRIED_AS_KEY", "is_retryable", "retry_fixed",
+]
 
 HEARTBEAT_LOST = "heartbeat lost: the worker stopped sending heartbeats (killed, crashed or hung)"
+#: reasons of failures that are the infrastructure's, not the objective's: only these are retried
+WORKER_DIED = "worker died"
+TRIAL_TIMEOUT = "timed out"
+RETRYABLE_REASONS = (HEARTBEAT_LOST, WORKER_DIED, TRIAL_TIMEOUT)
+#: the enqueued value of a retry: {"of": first attempt's number, "previous": the failed trial, "attempt": 2, 3...}
+RETRY_KEY = "selftune:retry"
+#: the system attribute a retried FAILED trial gets: the number of the trial that retries it
+RETRIED_AS_KEY = "selftune:retried_as"
 MAX_NAME_LENGTH = 512
 MAX_KEY_LENGTH = 512
 
@@ -126,6 +137,29 @@ def finished_error(number: int, state: TrialState, reason: str | None) -> TrialS
     return TrialStateError(f"trial {number} is {state}, not RUNNING; it cannot be changed")
 
 
+def is_retryable(reason: str | None) -> bool:
+    """Whether a FAILED trial's reason is the infrastructure's (lost worker, timeout), not the objective's."""
+    return reason is not None and reason.startswith(RETRYABLE_REASONS)
+
+
+def retry_fixed(record: TrialRecord, max_attempts: int) -> dict[str, Any] | None:
+    """The enqueued values of a retry of the FAILED ``record``, or None if it may not be retried (again).
+
+    The retry keeps the failed trial's parameters and seed; attempts are counted from the first trial.
+    """
+    if record.state is not TrialState.FAILED or RETRIED_AS_KEY in record.system_attrs:
+        return None
+    info = record.fixed.get(RETRY_KEY) or {}
+    attempt = int(info.get("attempt", 1))
+    if attempt >= max_attempts:
+        return None
+    fixed = {k: v for k, v in record.fixed.items() if k != RETRY_KEY}
+    fixed.update(record.params)
+    fixed.setdefault(SEED_KEY, record.seed)
+    fixed[RETRY_KEY] = {"of": int(info.get("of", record.number)), "previous": record.number, "attempt": attempt + 1}
+    return fixed
+
+
 class Storage(ABC):
     """Where studies and trials live. Every backend passes :mod:`selftune.testing`'s storage suite.
 
@@ -230,6 +264,13 @@ class Storage(ABC):
         taken on an older view of the trial (it was resumed and paused again since) is refused.
         ``params`` (an exploit) replace all the trial's parameters and ``system_attrs`` (keys
         ``selftune:...``) are set, in the same transaction.
+        """
+
+    @abstractmethod
+    def retry_trial(self, study_id: int, number: int, max_attempts: int) -> TrialRecord | None:
+        """Enqueue a retry of the FAILED trial ``number`` (same parameters and seed) and mark it retried, in one
+        transaction; return the WAITING retry, or None if it was retried already or has used ``max_attempts``
+        attempts (see :func:`retry_fixed`). Exactly one of several concurrent callers enqueues it.
         """
 
     @abstractmethod

@@ -17,6 +17,7 @@ from selftune.exceptions import (
 )
 from selftune.storage._base import (
     HEARTBEAT_LOST,
+    RETRIED_AS_KEY,
     Storage,
     StudyInfo,
     StudySummary,
@@ -28,6 +29,7 @@ from selftune.storage._base import (
     finish_allowed,
     finished_error,
     loads,
+    retry_fixed,
 )
 from selftune.trial import TrialRecord, TrialState
 
@@ -300,6 +302,19 @@ class MemoryStorage(Storage):
             self._bump(s, t, state=TrialState.RUNNING, worker=worker, **changes)
             t.heartbeat_at = time.time()
             return t.record
+
+    def retry_trial(self, study_id: int, number: int, max_attempts: int) -> TrialRecord | None:
+        with self._lock:
+            s = self._study(study_id)
+            t = self._trial(s, number)
+            fixed = retry_fixed(t.record, max_attempts)
+            if fixed is None:
+                return None
+            new = self._new(s, TrialState.WAITING)
+            new.fixed = loads(dumps(fixed, "retried parameters"))
+            s.waiting.append(new.fields["number"])
+            self._bump(s, t, system_attrs={**t.fields["system_attrs"], RETRIED_AS_KEY: new.fields["number"]})
+            return new.record
 
     def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:
         with self._lock:

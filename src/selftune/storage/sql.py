@@ -35,6 +35,7 @@ from selftune.schedule import SYSTEM_PREFIX
 from selftune.storage import _schema as S
 from selftune.storage._base import (
     HEARTBEAT_LOST,
+    RETRIED_AS_KEY,
     Storage,
     StudyInfo,
     StudySummary,
@@ -46,6 +47,7 @@ from selftune.storage._base import (
     finish_allowed,
     finished_error,
     loads,
+    retry_fixed,
 )
 from selftune.storage._statements import Statements
 from selftune.trial import TrialRecord, TrialState
@@ -535,6 +537,25 @@ class SQLStorage(Storage):
                 conn.execute(sa.delete(S.trial_attrs).where(a.trial_id == tid, a.key.in_([r["key"] for r in new_attrs])))
                 conn.execute(sa.insert(S.trial_attrs), [{"trial_id": tid, **r} for r in new_attrs])
             return self._records(conn, t.id == tid)[0]
+
+    def retry_trial(self, study_id: int, number: int, max_attempts: int) -> TrialRecord | None:
+        t = S.trials.c
+        now = time.time()
+        with self._tx(write=True) as conn:
+            seq, _ = self._bump(conn, study_id)  # serialises concurrent retries of the same trial
+            found = self._records(conn, (t.study_id == study_id) & (t.number == number))
+            if not found:
+                raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
+            fixed = retry_fixed(found[0], max_attempts)
+            if fixed is None:
+                return None
+            text = dumps(fixed, f"trial {number}: retried parameters")
+            _tid, new = self._insert_trial(conn, study_id, TrialState.WAITING, fixed=text, created_at=now)
+            old = conn.execute(
+                sa.update(S.trials).where(t.study_id == study_id, t.number == number).values(seq=seq).returning(t.id)
+            ).scalar_one()
+            conn.execute(sa.insert(S.trial_attrs).values(trial_id=old, key=RETRIED_AS_KEY, value=dumps(new, "number")))
+        return TrialRecord(number=new, state=TrialState.WAITING, created_at=now, fixed=loads(text))
 
     def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:
         if not numbers:

@@ -24,7 +24,7 @@ from selftune.exceptions import (
     TrialNotFoundError,
     TrialStateError,
 )
-from selftune.storage._base import HEARTBEAT_LOST, Storage
+from selftune.storage._base import HEARTBEAT_LOST, RETRIED_AS_KEY, RETRY_KEY, Storage
 from selftune.trial import TrialState
 
 __all__ = ["StorageConformance", "HOSTILE_NAMES"]
@@ -359,6 +359,60 @@ class StorageConformance:
         assert storage.reap(study_id, grace=0.1) == [n]
         with pytest.raises(TrialStateError, match="heartbeat lost"):
             storage.finish_trial(study_id, n, TrialState.COMPLETE, 1.0)
+
+    # -- retries ----------------------------------------------------------------------------------------
+    def test_retry_keeps_params_and_seed_and_counts_attempts(self, storage: Storage, study_id: int) -> None:
+        n = storage.start_trial(study_id, "w", params={"lr": 0.01, "opt": "adam"}).number
+        storage.finish_trial(study_id, n, TrialState.FAILED, reason=HEARTBEAT_LOST)
+        retry = storage.retry_trial(study_id, n, max_attempts=3)
+        assert retry is not None and retry.state is TrialState.WAITING and retry.number == n + 1
+        assert retry.fixed["lr"] == 0.01 and retry.fixed["opt"] == "adam"
+        assert retry.fixed[RETRY_KEY] == {"of": n, "previous": n, "attempt": 2}
+        assert retry.seed == n  # the same seed as the failed attempt
+        assert storage.get_trial(study_id, n).system_attrs[RETRIED_AS_KEY] == retry.number
+        assert storage.retry_trial(study_id, n, max_attempts=3) is None  # retried already
+        # the claimed retry fails too: attempt 3 is the last one allowed
+        claimed = storage.start_trial(study_id, "w2")
+        assert claimed.number == retry.number and claimed.state is TrialState.RUNNING
+        storage.finish_trial(study_id, claimed.number, TrialState.FAILED, reason=HEARTBEAT_LOST)
+        third = storage.retry_trial(study_id, claimed.number, max_attempts=3)
+        assert third is not None and third.fixed[RETRY_KEY] == {"of": n, "previous": claimed.number, "attempt": 3}
+        assert third.seed == n
+        last = storage.start_trial(study_id, "w3")
+        storage.finish_trial(study_id, last.number, TrialState.FAILED, reason=HEARTBEAT_LOST)
+        assert storage.retry_trial(study_id, last.number, max_attempts=3) is None
+        changed, _ = storage.read_trials(study_id, 0)
+        assert [r.state for r in changed] == [TrialState.FAILED] * 3
+
+    def test_only_failed_trials_are_retried(self, storage: Storage, study_id: int) -> None:
+        n = storage.start_trial(study_id, "w").number
+        assert storage.retry_trial(study_id, n, max_attempts=5) is None  # still running
+        storage.finish_trial(study_id, n, TrialState.COMPLETE, 1.0)
+        assert storage.retry_trial(study_id, n, max_attempts=5) is None
+        with pytest.raises(TrialNotFoundError):
+            storage.retry_trial(study_id, 99, max_attempts=5)
+
+    def test_retry_is_enqueued_by_exactly_one_thread(self, storage: Storage, study_id: int) -> None:
+        n = storage.start_trial(study_id, "w").number
+        storage.finish_trial(study_id, n, TrialState.FAILED, reason=HEARTBEAT_LOST)
+        got: list[Any] = []
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                got.append(storage.retry_trial(study_id, n, max_attempts=2))
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert sum(r is not None for r in got) == 1
+        records, _ = storage.read_trials(study_id, 0)
+        assert [r.state for r in records] == [TrialState.FAILED, TrialState.WAITING]
 
     # -- concurrency ------------------------------------------------------------------------------------
     def test_threads_get_unique_dense_numbers(self, storage: Storage, study_id: int) -> None:
