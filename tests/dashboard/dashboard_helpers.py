@@ -67,3 +67,67 @@ def add_trials(storage: Storage, name: str, n: int, *, curve: int = 0, seed: int
             storage.finish_trial(info.id, r.number, TrialState.STOPPED, x * x + 0.5, reason="asha")
         else:
             storage.finish_trial(info.id, r.number, TrialState.COMPLETE, x * x + 0.1 * k)
+
+
+# -- population based training -------------------------------------------------------------------------------
+PBT_STEPS = 16
+
+
+def pbt_objective(trial: selftune.Trial) -> float:
+    """A toy PBT member: ``x`` grows by ``h`` per step in the first half, by ``1 - h`` in the second; its
+    checkpoint is ``x`` and the step as JSON."""
+    import json
+
+    trial.float("h", 0.0, 1.0)
+    x, start = 0.0, 0
+    ck = trial.load_checkpoint()
+    if ck is not None:
+        state = json.loads(ck)
+        x, start = state["x"], state["step"] + 1
+    for step in range(start, PBT_STEPS):
+        h = trial.params["h"]
+        x += h if step < PBT_STEPS // 2 else 1.0 - h
+        trial.report(x, step)
+        if trial.should_stop():
+            trial.save_checkpoint(json.dumps({"x": x, "step": step}).encode(), step=step)
+            raise selftune.StopTrial()
+    return x
+
+
+def pbt_study(name: str, storage: Storage | str, members: int = 6) -> selftune.Study:
+    """A new PBT study of ``members`` toy members (maximised), nothing run yet; the caller closes it."""
+    pbt = selftune.PopulationBasedTraining(population_size=members, interval=2, hyperparams=["h"],
+                                           max_step=PBT_STEPS - 1, seed=3)
+    return selftune.create_study(name, storage=storage, direction="maximize", scheduler=pbt,
+                                 sampler=selftune.RandomSampler(seed=0))
+
+
+def make_pbt_study(name: str, storage: Storage | str, members: int = 6) -> selftune.Study:
+    """A finished PBT study of ``members`` toy members (maximised), with exploits; the caller closes it."""
+    study = pbt_study(name, storage, members)
+    study.optimize(pbt_objective, trials=members, progress=False)
+    return study
+
+
+def add_pbt_trials(storage: Storage, name: str, n: int, steps: int) -> None:
+    """``n`` COMPLETE members of ``steps`` reports written straight through the storage API, each (but the
+    first) taking over the previous member's weights half way: a big population without running PBT."""
+    from selftune.schedule import PBT_ATTR
+
+    info = storage.get_study(name)
+    storage.define_param(info.id, "h", {"kind": "float", "low": 0.0, "high": 1.0})
+    half = steps // 2
+    for i in range(n):
+        h = (i % 10) / 10
+        r = storage.start_trial(info.id, "w", {"h": h}, claim=False)
+        for step in range(half):
+            storage.report(info.id, r.number, step, h * step)
+        if i:
+            storage.pause_trial(info.id, r.number)
+            new = {"h": 1.0 - h}
+            attrs = {"schedule": [[0, {"h": ((i - 1) % 10) / 10}], [half, new]], "own": [[0, {"h": h}], [half, new]],
+                     "lineage": [{"step": half, "source": i - 1, "source_step": half - 1, "params": new}]}
+            storage.resume_trial(info.id, r.number, "w", params=new, system_attrs={PBT_ATTR: attrs})
+        for step in range(half, steps):
+            storage.report(info.id, r.number, step, h * half + (1 - h) * (step - half) + i * 1e-3)
+        storage.finish_trial(info.id, r.number, TrialState.COMPLETE, h * half + (1 - h) * (steps - 1 - half))

@@ -11,10 +11,20 @@ from typing import Any
 
 import plotly
 import pytest
-from dashboard_helpers import TOKEN, add_trials, fill, make_client, study_id
+from dashboard_helpers import (
+    PBT_STEPS,
+    TOKEN,
+    add_pbt_trials,
+    add_trials,
+    fill,
+    make_client,
+    pbt_objective,
+    pbt_study,
+    study_id,
+)
 
 import selftune
-from selftune.analysis.panels import PANELS
+from selftune.analysis.panels import ALL_PANELS, PANELS
 from selftune.dashboard import TOKEN_HEADER, create_app
 from selftune.exceptions import MissingDependencyError
 from selftune.storage import MemoryStorage, Storage
@@ -169,6 +179,72 @@ def test_20k_trials_ship_bounded_figures_and_pages() -> None:
     assert "downsampled" in history["layout"]["title"]["text"]
     page = client.get(f"/api/studies/{sid}/trials", params={"offset": 19_990, "limit": 500}).json()
     assert page["total"] == 20_000 and [t["number"] for t in page["trials"]] == list(range(19_990, 20_000))
+
+
+# -- population based training -----------------------------------------------------------------------------
+def test_pbt_panels_appear_once_the_study_has_lineage(client: Any, storage: Storage) -> None:
+    import time
+
+    study = pbt_study("pop", storage)
+    sid = study_id(client, "pop")
+    assert list(client.get(f"/api/studies/{sid}").json()["panels"]) == list(PANELS)  # nothing trained yet
+    study.optimize(pbt_objective, trials=6, progress=False)
+    time.sleep(0.3)  # the view reads the storage at most every 0.25 s
+    doc = client.get(f"/api/studies/{sid}").json()
+    assert list(doc["panels"]) == list(ALL_PANELS) == [*PANELS, "lineage", "schedule"]
+    assert list(client.get(f"/api/studies/{study_id(client, 'alpha')}").json()["panels"]) == list(PANELS)
+
+    lineage = client.get(f"/api/studies/{sid}/figures/lineage").json()
+    assert lineage["cursor"] == doc["cursor"]
+    curves = [t for t in lineage["figure"]["data"] if t["name"].startswith("trial ")]
+    (exploits,) = [t for t in lineage["figure"]["data"] if t["name"] == "exploits"]
+    trials = study.trials
+    n_exploits = sum(1 for r in trials for e in r.lineage if e.source != r.number)
+    assert sorted(t["name"] for t in curves) == [f"trial {r.number}" for r in trials]
+    assert n_exploits >= 1 and exploits["x"].count(None) == n_exploits
+    assert exploits["text"][0].startswith("trial ") and "took over trial" in exploits["text"][0]
+
+    best = study.best
+    schedule = client.get(f"/api/studies/{sid}/figures/schedule").json()["figure"]
+    (line,) = schedule["data"]
+    assert f"trial {best.number} (the best member)" in schedule["layout"]["title"]["text"]
+    assert line["x"] == [s for s, _ in best.schedule] + [PBT_STEPS - 1]
+    assert line["y"][:-1] == [p["h"] for _, p in best.schedule]
+    study.close()
+
+
+def test_pbt_panels_follow_new_members(storage: Storage) -> None:
+    import time
+
+    selftune.create_study("grow", storage=storage, direction="maximize")
+    add_pbt_trials(storage, "grow", 3, 8)
+    client = make_client(storage)
+    sid = study_id(client, "grow")
+    first = client.get(f"/api/studies/{sid}/figures/lineage")
+    assert len(first.json()["figure"]["data"]) == 4  # 3 curves and the exploits
+    add_pbt_trials(storage, "grow", 2, 8)
+    time.sleep(0.3)
+    later = client.get(f"/api/studies/{sid}/figures/lineage", headers={"If-None-Match": first.headers["etag"]})
+    assert later.status_code == 200 and later.json()["cursor"] > first.json()["cursor"]
+    assert len([t for t in later.json()["figure"]["data"] if t["name"].startswith("trial ")]) == 5
+
+
+def test_big_pbt_population_ships_bounded_lineage() -> None:
+    storage = MemoryStorage()
+    selftune.create_study("pop", storage=storage, direction="maximize")
+    add_pbt_trials(storage, "pop", 120, 60)
+    client = make_client(storage, max_points=200)  # lineage: 10 members of at most 10 reports, 200 exploits
+    sid = study_id(client, "pop")
+    assert list(client.get(f"/api/studies/{sid}").json()["panels"]) == list(ALL_PANELS)
+    fig = client.get(f"/api/studies/{sid}/figures/lineage").json()["figure"]
+    curves = [t for t in fig["data"] if t["name"].startswith("trial ")]
+    assert len(curves) == 10 and all(len(t["x"]) <= 10 for t in curves)
+    assert "10 of 120 members shown" in fig["layout"]["title"]["text"]
+    with selftune.load_study("pop", storage=storage) as study:
+        best = study.best.number
+    shown = {int(t["name"].split()[1]) for t in curves}
+    assert {best, best - 1} <= shown  # the best member and the member it copied
+    assert _points(fig) <= 10 * 10 + 3 * 200
 
 
 # -- errors ------------------------------------------------------------------------------------------------

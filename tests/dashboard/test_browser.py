@@ -2,7 +2,8 @@
 
 A study keeps running in a background thread (SQLite, new trials every few tenths of a second) while the
 dashboard runs as its own process, started by the real command line on a free port. The browser lists the
-study, opens it, watches new trials arrive without a reload, opens one trial, and saves screenshots.
+study, opens it, watches new trials arrive without a reload, opens one trial, then opens a population based
+training study and sees its lineage and schedule, and saves screenshots.
 
 Skipped only where /usr/bin/chromium is missing and ``SELFTUNE_REQUIRE_BROWSER`` is unset (CI sets it, so
 there a missing browser fails rather than skips).
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dashboard_helpers import objective
+from dashboard_helpers import make_pbt_study, objective
 
 import selftune
 
@@ -28,6 +29,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 STUDY = "live-e2e"
+PBT_STUDY = "pbt-e2e"
 
 
 def _need_browser() -> None:
@@ -40,10 +42,12 @@ def _need_browser() -> None:
 
 @pytest.fixture
 def running_study(tmp_path: Path) -> Iterator[tuple[str, threading.Event]]:
-    """An SQLite study with 8 trials, and a thread that adds one every 0.2 s until the test ends."""
+    """An SQLite study with 8 trials, and a thread that adds one every 0.2 s until the test ends; beside it, a
+    finished population based training study of 6 members."""
     url = f"sqlite:///{tmp_path / 'live.db'}"
     stop = threading.Event()
     errors: list[BaseException] = []
+    make_pbt_study(PBT_STUDY, url).close()
     with selftune.create_study(STUDY, storage=url, sampler=selftune.RandomSampler(seed=0)) as study:
         study.optimize(objective, trials=8, progress=False, catch=ValueError)
 
@@ -121,6 +125,7 @@ def test_live_study_in_a_real_browser(dashboard: str, tmp_path: Path) -> None:
             page.wait_for_url(re.compile(r"/studies/\d+$"))
             page.wait_for_selector("body[data-ready='1']")
             assert page.locator(".panel.rendered").count() == 6
+            assert page.locator("#panel-lineage").count() == 0  # not a PBT study: no lineage panel
             assert page.locator("#panel-history .point").count() > 0  # markers drawn by Plotly
             before = _count(page)
             assert before >= 8 and page.locator("#trials tr").count() >= 8
@@ -149,8 +154,22 @@ def test_live_study_in_a_real_browser(dashboard: str, tmp_path: Path) -> None:
             assert "Parameters" in body and "lr" in body and "opt" in body and "null" not in body
             page.wait_for_selector("#curve.rendered")
             page.screenshot(path=str(tmp_path / "3-trial.png"), full_page=True)
+
+            # a population based training study: its lineage and the best member's schedule too
+            page.goto(dashboard)
+            page.locator(f"tr[data-study='{PBT_STUDY}'] a").click()
+            page.wait_for_url(re.compile(r"/studies/\d+$"))
+            page.wait_for_selector("body[data-ready='1']")
+            assert page.locator(".panel.rendered").count() == 8
+            lineage = page.locator("#panel-lineage.rendered")
+            assert "Population lineage" in (lineage.text_content() or "")
+            assert lineage.locator(".scatterlayer .trace").count() == 7  # 6 members and the exploits
+            schedule = page.locator("#panel-schedule.rendered")
+            assert "(the best member)" in (schedule.text_content() or "")
+            assert schedule.locator(".scatterlayer .trace .point").count() >= 2  # the schedule's steps
+            page.screenshot(path=str(tmp_path / "4-pbt.png"), full_page=True)
         finally:
             browser.close()
     assert not errors, errors
-    for name in ("1-studies.png", "2-study.png", "3-trial.png"):
+    for name in ("1-studies.png", "2-study.png", "3-trial.png", "4-pbt.png"):
         assert (tmp_path / name).stat().st_size > 10_000

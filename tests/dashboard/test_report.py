@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from dashboard_helpers import add_trials, fill
+from dashboard_helpers import add_trials, fill, make_pbt_study
 from plotly.offline import get_plotlyjs
 
 import selftune
 from selftune import _export
-from selftune.analysis.panels import PANELS
+from selftune.analysis.panels import PANELS, PBT_PANELS
 from selftune.analysis.report import report_html, write_report
 from selftune.cli import cli
 
@@ -41,6 +41,8 @@ def test_cli_writes_a_self_contained_report(db: str, tmp_path: Path) -> None:
     assert not re.search(r"""<(link|img|iframe)[^>]+(href|src)=["']?(https?:)?//""", html)
     for key in PANELS:
         assert f'id="panel-{key}"' in html
+    for key in PBT_PANELS:  # not a PBT study
+        assert f'id="panel-{key}"' not in html
     with selftune.load_study("alpha", storage=db) as study:
         best = study.best
     assert f"Best trial: {best.number}" in html and repr(best.value) in html
@@ -85,3 +87,13 @@ def test_cli_report_errors(db: str, tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "error:" in missing.output and "nope" in missing.output
     nowhere = runner.invoke(cli, ["report", "alpha", "-o", str(tmp_path / "no" / "dir" / "r.html"), "--storage", db])
     assert nowhere.exit_code == 1 and "cannot write" in nowhere.output
+
+
+def test_report_of_a_pbt_study_shows_lineage_and_schedule(tmp_path: Path) -> None:
+    with make_pbt_study("pop", "memory") as study:
+        html = report_html(study)
+        best = study.best
+    for key in [*PANELS, *PBT_PANELS]:
+        assert f'id="panel-{key}"' in html
+    assert "Population lineage" in html and "took over trial" in html
+    assert f"Schedule of trial {best.number} (the best member)" in html

@@ -4,6 +4,10 @@ Each panel is one of the figures of :mod:`selftune.analysis.plots`, drawn with l
 whatever the size of the study (a bounded number of points, lines or bars, importance fitted on at most
 ``importance_trials`` complete trials), so a study of 100,000 trials costs no more to ship and draw than one
 of a few thousand.
+
+A study tuned by population based training (some trial carries ``selftune:pbt``) has two more panels,
+:data:`PBT_PANELS`: the population's lineage and the best member's schedule; :func:`panels_of` gives the
+panels of a study.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ import importlib.util
 from typing import TYPE_CHECKING
 
 from selftune.analysis._common import domains, finite_complete, thin
+from selftune.analysis.lineage import best_member, has_lineage, plot_lineage, plot_schedule
 from selftune.analysis.plots import (
+    _empty,
+    _go,
     plot_history,
     plot_importance,
     plot_intermediate,
@@ -26,7 +33,8 @@ from selftune.history import History
 if TYPE_CHECKING:
     from plotly.graph_objects import Figure
 
-__all__ = ["PANELS", "panel_figure", "importance_method", "importance_sample"]
+__all__ = ["PANELS", "PBT_PANELS", "ALL_PANELS", "panels_of", "panel_figure", "importance_method",
+           "importance_sample"]
 
 #: panel key → title, in the order they are shown
 PANELS: dict[str, str] = {
@@ -37,6 +45,19 @@ PANELS: dict[str, str] = {
     "intermediate": "Learning curves",
     "timeline": "Timeline",
 }
+#: the panels of a study with population based training's lineage, shown after :data:`PANELS`
+PBT_PANELS: dict[str, str] = {
+    "lineage": "Population lineage",
+    "schedule": "Schedule of the best member",
+}
+#: every panel a study may have
+ALL_PANELS: dict[str, str] = {**PANELS, **PBT_PANELS}
+
+
+def panels_of(history: History, *, pbt: bool | None = None) -> dict[str, str]:
+    """The panels of ``history``: :data:`PANELS`, plus :data:`PBT_PANELS` when it has PBT lineage
+    (``pbt``: whether it has, when the caller knows already)."""
+    return ALL_PANELS if (has_lineage(history) if pbt is None else pbt) else PANELS
 
 
 def importance_method() -> str:
@@ -57,9 +78,10 @@ def importance_sample(history: History, max_trials: int) -> History:
 def panel_figure(
     history: History, kind: str, *, max_points: int = 2000, importance_trials: int = 1000
 ) -> Figure:
-    """The figure of panel ``kind`` (a key of :data:`PANELS`) for ``history``, downsampled to at most
+    """The figure of panel ``kind`` (a key of :data:`ALL_PANELS`) for ``history``, downsampled to at most
     ``max_points`` points, lines or bars per figure (slices: ``4 * max_points`` markers over all the
-    parameters' panels; learning curves: ``max_points // 10`` curves of at most ``max_points // 20`` reports)."""
+    parameters' panels; learning curves: ``max_points // 10`` curves of at most ``max_points // 20`` reports;
+    lineage: ``max_points // 20`` members' curves of at most ``max_points // 20`` reports)."""
     if kind == "history":
         return plot_history(history, max_points=max_points)
     if kind == "importance":
@@ -80,4 +102,15 @@ def panel_figure(
         return plot_intermediate(history, max_curves=max(2, max_points // 10), max_steps=max(3, max_points // 20))
     if kind == "timeline":
         return plot_timeline(history, max_bars=max_points)
-    raise InvalidParameterError(f"unknown panel {kind!r}; expected one of {list(PANELS)}")
+    if kind == "lineage":  # like the learning curves: max_points**2 / 400 curve points, max_points exploits
+        return plot_lineage(history, max_members=max(2, max_points // 20), max_steps=max(3, max_points // 20),
+                            max_exploits=max(2, max_points))
+    if kind == "schedule":
+        best = best_member(history)
+        if best is None:
+            return _empty(_go(), PBT_PANELS["schedule"], "no member reported a value yet")
+        fig = plot_schedule(best, max_segments=max(2, max_points))
+        label = f"trial {best.number}"
+        fig.update_layout(title=fig.layout.title.text.replace(label, f"{label} (the best member)", 1))
+        return fig
+    raise InvalidParameterError(f"unknown panel {kind!r}; expected one of {list(ALL_PANELS)}")

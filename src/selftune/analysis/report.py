@@ -1,4 +1,5 @@
-"""A study as one self-contained HTML file: summary, best trial, the dashboard's figures, Plotly inlined.
+"""A study as one self-contained HTML file: summary, best trial, the dashboard's figures (population based
+training's lineage and schedule too, when the study has them), Plotly inlined.
 
 >>> from selftune.analysis.report import write_report  # doctest: +SKIP
 >>> write_report(study, "report.html")   # opens offline, in any browser; needs selftune[dashboard]
@@ -23,7 +24,7 @@ from selftune import __version__
 from selftune._export import _atomic_write
 from selftune._imports import require
 from selftune.analysis._common import as_history, finite_complete
-from selftune.analysis.panels import PANELS, panel_figure
+from selftune.analysis.panels import panel_figure, panels_of
 from selftune.history import History
 from selftune.trial import TrialRecord, TrialState
 
@@ -127,9 +128,10 @@ def report_html(
     title = name if name is not None else getattr(study, "name", "study")
     storage = getattr(getattr(study, "storage", None), "url", None)
     figures = []
-    for key in PANELS:
+    for key in panels_of(history):  # PBT's lineage and schedule too, when the study has them
         fig = panel_figure(history, key, max_points=max_points)
-        fig.update_layout(height=460 if key == "slice" else 420)
+        if key != "schedule":  # its height grows with the number of hyperparameters
+            fig.update_layout(height=460 if key == "slice" else 420)
         div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"panel-{key}",
                           config={"displaylogo": False, "responsive": True})
         figures.append(f'<div class="panel">{div}</div>')

@@ -10,7 +10,8 @@ Endpoints (all GET unless said otherwise):
 * ``/api/studies``: every study with its counts by state and best value;
 * ``/api/studies/{id}``: one study's counts, best trial and storage cursor (ETag by cursor: polling is cheap);
 * ``/api/studies/{id}/figures/{panel}``: a Plotly figure (``history``, ``importance``, ``parallel``,
-  ``slice``, ``intermediate``, ``timeline``), downsampled on the server;
+  ``slice``, ``intermediate``, ``timeline``; ``lineage`` and ``schedule`` for a study with population based
+  training, listed in the study's ``panels``), downsampled on the server;
 * ``/api/studies/{id}/trials?offset&limit&sort&order&state``: a page of the trial table (at most 500 rows);
 * ``/api/studies/{id}/trials/{number}``: one trial with its learning curve;
 * ``DELETE /api/studies/{id}`` and ``PUT /api/studies/{id}/note``: only with the token, in the

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 from selftune import __version__
 from selftune.analysis._common import thin
-from selftune.analysis.panels import PANELS, panel_figure
+from selftune.analysis.panels import ALL_PANELS, PANELS, panel_figure, panels_of
 from selftune.dashboard import LOOPBACK_HOSTS, TOKEN_HEADER
 from selftune.dashboard._cache import Catalog, StudyView
 from selftune.exceptions import SelftuneError, StudyNotFoundError, TrialNotFoundError
@@ -247,7 +247,7 @@ def _warm_up() -> None:
                                                 (TrialState.FAILED, None), (TrialState.COMPLETE, 0.2)])
         ]
         history = History(records, params={"x": Float(0.0, 1.0), "c": Choice(("a", "b"))})
-        for kind in PANELS:
+        for kind in ALL_PANELS:
             panel_figure(history, kind).to_json()
         _warmed = True
 
@@ -276,7 +276,7 @@ def build_app(
             for s in catalog.studies(fresh=True):
                 view = catalog.view(s.info.id)
                 view.refresh(force=True)
-                for kind in PANELS:
+                for kind in panels_of(view.history(), pbt=view.pbt):
                     figure_bytes(view, kind)
         except Exception:  # noqa: BLE001 - a request will meet the same error and report it
             pass
@@ -386,14 +386,14 @@ def build_app(
             "best": None if best is None else {"number": best.number, "value": best.value, "params": dict(best.params)},
             "params": list(history.params) + sorted({k for r in history.trials[-1000:] for k in r.params}
                                                     - set(history.params)),
-            "panels": PANELS,
+            "panels": panels_of(history, pbt=view.pbt),
         }), request, etag)
 
     @app.get("/api/studies/{study_id}/figures/{kind}")
     def figure(study_id: int, kind: str, request: Request) -> Response:
         """A panel's Plotly figure (downsampled), with the cursor it was drawn at."""
-        if kind not in PANELS:
-            raise HTTPException(404, f"no figure {kind!r}; expected one of {list(PANELS)}")
+        if kind not in ALL_PANELS:
+            raise HTTPException(404, f"no figure {kind!r}; expected one of {list(ALL_PANELS)}")
         view = view_of(study_id)
         view.refresh()
         cursor, body = figure_bytes(view, kind)

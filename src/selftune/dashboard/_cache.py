@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from selftune.exceptions import StudyNotFoundError
 from selftune.history import History, put_record
+from selftune.schedule import PBT_ATTR
 from selftune.space import Param, Space, param_from_json
 from selftune.storage import Storage, StudyInfo, StudySummary
 from selftune.trial import TrialRecord, TrialState
@@ -58,6 +59,8 @@ class StudyView:
         self._key_locks: dict[Any, threading.Lock] = {}
         self._history: History | None = None
         self.loaded = False
+        #: whether some trial carries population based training's lineage (``selftune:pbt``)
+        self.pbt = False
 
     @property
     def sign(self) -> float:
@@ -94,6 +97,8 @@ class StudyView:
 
     def _put(self, r: TrialRecord) -> None:
         self.best = put_record(self._records, self.counts, self.best, r, self.sign)
+        if not self.pbt and PBT_ATTR in r.system_attrs:
+            self.pbt = True
 
     def history(self) -> History:
         """The trials read so far as a :class:`History` (the same object until something changes)."""

@@ -154,12 +154,19 @@ async function studyView(id) {
     el("table", {}, thead, tbody));
 
   let summary = null;
-  const panelKeys = Object.keys(state.config.panels);
-  for (const key of panelKeys) {
-    const div = el("div", { class: `panel${key === "timeline" || key === "intermediate" ? " wide" : ""}`, id: `panel-${key}` });
-    panelsBox.append(div);
-    view.panels[key] = { div, cursor: -1, busy: false };
+  const panelKeys = [];
+  const wide = ["timeline", "intermediate", "lineage"];
+  function ensurePanels(keys) {
+    // the study's panels: the standard ones, and the PBT lineage and schedule once a trial has a lineage
+    for (const key of keys) {
+      if (view.panels[key]) continue;
+      const div = el("div", { class: `panel${wide.includes(key) ? " wide" : ""}`, id: `panel-${key}` });
+      panelsBox.append(div);
+      view.panels[key] = { div, cursor: -1, busy: false };
+      panelKeys.push(key);
+    }
   }
+  ensurePanels(Object.keys(state.config.panels));
 
   const orderOf = () => {
     const [sort, order] = sortSel.value.split(":");
@@ -203,7 +210,8 @@ async function studyView(id) {
   async function drawPanel(key, { data, changed }) {
     const p = view.panels[key];
     if (changed || !p.div.classList.contains("rendered")) {
-      const layout = Object.assign({}, data.figure.layout, { autosize: true, height: key === "slice" ? 460 : 420 });
+      const layout = Object.assign({}, data.figure.layout, { autosize: true,
+        height: key === "slice" ? 460 : key === "schedule" ? Math.max(420, data.figure.layout.height || 0) : 420 });
       const t0 = performance.now();
       await Plotly.react(p.div, data.figure.data || [], layout, { responsive: true, displaylogo: false });
       (window.selftuneDrawTimes = window.selftuneDrawTimes || {})[key] = performance.now() - t0;
@@ -243,6 +251,7 @@ async function studyView(id) {
     const { data, changed } = await getJSON(base);
     summary = data;
     if (changed) renderSummary(data);
+    ensurePanels(Object.keys(data.panels));
     if (view.table.cursor < data.cursor) await loadTable();
     if (view.first === null) {
       view.first = performance.now();  // from navigation start: the counts and the trial table are shown
@@ -262,11 +271,10 @@ async function studyView(id) {
         if (!div.classList.contains("rendered")) div.replaceChildren(el("p", { class: "error", text: `${stale[i]}: ${e.message} (retrying)` }));
       }
     }
-    if (view.drawn === undefined && panelKeys.every((key) => view.panels[key].div.classList.contains("rendered"))) {
-      view.drawn = performance.now();  // from navigation start: every panel drawn too
-      window.selftunePlotsDrawn = view.drawn;
-      document.body.dataset.ready = "1";
-    }
+    // every panel drawn (PBT's panels, added when a trial first has a lineage, included)
+    const ready = panelKeys.every((key) => view.panels[key].div.classList.contains("rendered"));
+    if (ready && view.drawn === undefined) view.drawn = window.selftunePlotsDrawn = performance.now();  // from navigation start
+    document.body.dataset.ready = ready ? "1" : "0";
   });
 }
 
