@@ -7,22 +7,62 @@ Concurrency rules:
   earlier change: :meth:`SQLStorage.read_trials` reads only rows with ``seq > cursor``.
 - trial numbers come from the study row's ``next_number`` counter, backed by a unique constraint.
 - heartbeats and the reaper use the database's clock, so workers on machines with skewed clocks agree.
+
+Connection loss (PostgreSQL):
+- every operation runs in :meth:`SQLStorage._run`: when the connection is lost or the server cannot be
+  reached (a restart, a dropped TCP connection: psycopg ``OperationalError`` without an SQL state or with
+  class 08, 57P01-57P03, 53300, or anything SQLAlchemy flags as a disconnect) the whole operation runs
+  again on a new connection after a jittered exponential backoff (at once, then 0.05 s doubling to 2 s)
+  until ``reconnect_timeout`` seconds (default 60, or ``$SELFTUNE_RECONNECT_TIMEOUT``) have passed since its
+  first failure; then :class:`~selftune.exceptions.StorageURLError` names the URL (password masked) and how
+  long it tried. Nothing else is retried (integrity errors, state errors, SQL errors).
+- a disconnect invalidates the pool, so stale pooled connections (the server restarted while this process
+  was idle) cost one failed statement and an immediate retry, never an error. No ``pool_pre_ping``: it would
+  add a round trip to every transaction.
+- a storage that has never connected fails at once (``cannot connect``): a URL that never answered is far
+  more likely wrong than restarting.
+- TCP keepalives and ``tcp_user_timeout`` (unless the URL sets them) turn a silently dropped connection into an
+  error within about 30 s instead of a hang; ``connect_timeout`` is 10 s.
+- SQLite has no server to lose; its lock waits are bounded by ``busy_timeout`` and nothing is retried.
+
+Writes whose COMMIT outcome is unknown (the connection died while committing; only then, since a
+connection lost before COMMIT rolls the transaction back) are retried so that a second application is
+recognised rather than refused or doubled:
+- ``finish_trial``: the trial already finished in the same state with the same value and reason: success;
+- ``report``: the step is stored with the same value: success; ``set_trial_params``: every value is stored
+  and equal: success; ``pause_trial``: the trial is PAUSED: success; ``resume_trial``: RUNNING by this worker:
+  its record; ``delete_study``: the study is gone: success; ``create_study``: a study of that name with our
+  ``created_at``: its info;
+- ``start_trial``, ``enqueue_trial`` and ``retry_trial`` look for the trial their first attempt may have
+  written (same ``created_at``, and for ``start_trial`` the same worker and ``started_at``; ``time.time()``
+  taken once per call) and return it instead of writing a second one, so none of them duplicates a trial.
+  Were one ever duplicated anyway, nothing is lost: a started trial nobody runs is reaped FAILED after the
+  grace period, and a duplicated WAITING trial is one more trial of the budget;
+- ``set_trial_attr``, ``set_study_attr``, ``define_param`` and ``heartbeat`` are idempotent as they stand.
+- ``reap`` is never retried, and reaps nothing in a call that finds this storage reconnecting: after an
+  outage every heartbeat is stale. :attr:`SQLStorage.reconnected_at` tells the heartbeat thread when the
+  last outage ended, so it waits a grace period of working storage before it reaps again.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import os
+import random
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Literal, overload
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, TypeVar, overload
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
 
 from selftune.exceptions import (
+    InvalidParameterError,
     MissingDependencyError,
     SchemaVersionError,
     StorageURLError,
@@ -52,9 +92,78 @@ from selftune.storage._base import (
 from selftune.storage._statements import Statements
 from selftune.trial import TrialRecord, TrialState
 
-__all__ = ["SQLStorage", "mask_url"]
+__all__ = ["SQLStorage", "mask_url", "RECONNECT_TIMEOUT_ENV"]
+
+logger = logging.getLogger("selftune")
 
 _SCHEMA_LOCK_KEY = 0x5E1F7A4E  # pg_advisory_xact_lock key for creating the schema
+RECONNECT_TIMEOUT_ENV = "SELFTUNE_RECONNECT_TIMEOUT"
+DEFAULT_RECONNECT_TIMEOUT = 60.0
+BACKOFF_FIRST = 0.05  # seconds before the second retry (the first is immediate: a stale pooled connection)
+BACKOFF_MAX = 2.0
+# SQL states of a lost or refused connection: class 08 (connection exception), admin/crash shutdown, the
+# server starting up or shutting down (57P03), too many clients while everyone reconnects (53300)
+_CONNECTION_STATES = ("57P01", "57P02", "57P03", "53300")
+# libpq settings unless the URL sets them: a silently dropped connection errors instead of hanging forever
+_PG_CONNECT_DEFAULTS = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30000,
+}
+
+_T = TypeVar("_T")
+
+
+class _Call:
+    """The state of one storage operation across its attempts."""
+
+    __slots__ = ("attempts", "first_failure", "connecting", "commit_started", "maybe_committed")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.first_failure: float | None = None
+        self.connecting = False
+        self.commit_started = False  # this attempt's write transaction reached its COMMIT
+        self.maybe_committed = False  # an earlier attempt died in its COMMIT: its writes may be stored
+
+
+def _reconnect_timeout(value: float | None) -> float:
+    source = "reconnect_timeout"
+    if value is None:
+        text = os.environ.get(RECONNECT_TIMEOUT_ENV, "").strip()
+        if not text:
+            return DEFAULT_RECONNECT_TIMEOUT
+        source = f"${RECONNECT_TIMEOUT_ENV}"
+        try:
+            value = float(text)
+        except ValueError:
+            raise InvalidParameterError(f"{source} must be a number of seconds >= 0, got {text!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 and math.isfinite(value)):
+        raise InvalidParameterError(f"{source} must be a finite number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _connection_error(exc: BaseException) -> bool:
+    """Whether a PostgreSQL error means the connection is lost or cannot be made (worth reconnecting)."""
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig  # type: ignore[assignment]
+    try:
+        import psycopg
+    except ModuleNotFoundError:  # pragma: no cover - no PostgreSQL without it
+        return False
+    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return False
+    state = getattr(exc, "sqlstate", None)
+    if state is None:  # raised by the client: connection refused, reset, closed, timed out
+        return True
+    return state.startswith("08") or state in _CONNECTION_STATES
 
 
 def mask_url(url: str | URL) -> str:
@@ -72,7 +181,18 @@ def mask_url(url: str | URL) -> str:
 class SQLStorage(Storage):
     """Storage in an SQL database: ``sqlite:///path.db`` or ``postgresql://user@host:port/db``."""
 
-    def __init__(self, url: str, *, busy_timeout: float = 60.0) -> None:
+    #: ``time.monotonic()`` when an operation last succeeded after this storage had lost its connection
+    #: (None: never lost); the heartbeat thread waits a grace period of working storage after it to reap
+    reconnected_at: float | None = None
+
+    def __init__(self, url: str, *, busy_timeout: float = 60.0, reconnect_timeout: float | None = None) -> None:
+        """``reconnect_timeout``: how long (seconds) an operation on PostgreSQL keeps reconnecting after its
+        connection is lost before it raises; default ``$SELFTUNE_RECONNECT_TIMEOUT`` or 60. 0 never retries."""
+        self.reconnect_timeout = _reconnect_timeout(reconnect_timeout)
+        self._connected = False  # a storage that never connected fails at once: its URL is likely wrong
+        self._down_since: float | None = None  # monotonic time of the first failure of an ongoing outage
+        self._outage_lock = threading.Lock()
+        self._jitter = random.Random()
         try:
             sa_url = make_url(url)
         except ArgumentError:
@@ -94,6 +214,7 @@ class SQLStorage(Storage):
         db = sa_url.database if backend == "sqlite" else None
         self._sqlite_file = None if not db or db == ":memory:" or db.startswith("file:") else os.path.abspath(db)
         self._init_schema()
+        self._connected = True
         self._q = Statements(self._now())
 
     def artifact_root(self) -> str | None:
@@ -131,25 +252,37 @@ class SQLStorage(Storage):
     def _postgres_engine(url: URL) -> Engine:
         if url.drivername in ("postgresql", "postgres"):
             url = url.set(drivername="postgresql+psycopg")
+        connect_args = {k: v for k, v in _PG_CONNECT_DEFAULTS.items() if k not in url.query}
         try:
-            return sa.create_engine(url, pool_size=4, max_overflow=4)
+            engine = sa.create_engine(url, pool_size=4, max_overflow=4, connect_args=connect_args)
         except (ModuleNotFoundError, NoSuchModuleError) as exc:
             raise MissingDependencyError(
                 f"PostgreSQL storage needs psycopg ({exc}); install it with: pip install 'selftune[postgres]'"
             ) from None
 
+        @event.listens_for(engine, "handle_error")
+        def _handle_error(ctx: Any) -> None:
+            # e.g. "terminating connection due to administrator command" on a connection psycopg still
+            # holds as open: a disconnect all the same, so the pool drops it and every older connection
+            if not ctx.is_disconnect and _connection_error(ctx.original_exception):
+                ctx.is_disconnect = True
+
+        return engine
+
     # -- transactions -------------------------------------------------------------------------------------
     @contextlib.contextmanager
-    def _tx(self, write: bool) -> Iterator[Connection]:
-        try:
-            conn = self._engine.connect()
-        except OperationalError as exc:
-            raise StorageURLError(f"cannot connect to storage {self.url!r}: {_first_line(exc)}") from None
+    def _tx(self, call: _Call, write: bool) -> Iterator[Connection]:
+        """A connection in a transaction (``write``) or for reads, within the operation ``call`` of :meth:`_run`
+        (which learns whether a lost connection died while connecting or while committing)."""
+        call.connecting = True
+        conn = self._engine.connect()
+        call.connecting = False
         with conn:
             if write:
                 conn.execution_options(selftune_write=True)
                 with conn.begin():
                     yield conn
+                    call.commit_started = True
             elif self.dialect == "postgresql":
                 # Reads need no transaction: changes of a study commit in seq order (see the module doc), so
                 # statement-level snapshots never show a change without the earlier ones.
@@ -159,6 +292,67 @@ class SQLStorage(Storage):
                 with conn.begin():  # SQLite: a deferred BEGIN costs no I/O and gives one WAL snapshot
                     yield conn
 
+    def _run(self, body: Callable[[_Call], _T], *, retry: bool = True, lost: Any = None) -> _T:
+        """Run one storage operation ``body(call)``, reconnecting while the connection is lost (see the module
+        doc). With ``retry=False`` a lost connection returns ``lost`` instead of retrying."""
+        call = _Call()
+        while True:
+            call.commit_started = False
+            try:
+                out = body(call)
+            except DBAPIError as exc:
+                reconnectable = self._connected and self.dialect == "postgresql" and _connection_error(exc)
+                if not reconnectable:
+                    if call.connecting:
+                        call.connecting = False
+                        raise StorageURLError(f"cannot connect to storage {self.url!r}: {_first_line(exc)}") from None
+                    raise
+                call.connecting = False
+                self._wait_reconnect(call, exc, retry)
+                if not retry:
+                    return lost
+            else:
+                if self._down_since is not None:
+                    self._mark_up()
+                return out
+
+    def _wait_reconnect(self, call: _Call, exc: DBAPIError, retry: bool) -> None:
+        """Note a lost connection; sleep before the next attempt, or raise once ``reconnect_timeout`` is spent."""
+        now = time.monotonic()
+        if call.commit_started:
+            call.maybe_committed = True
+        if call.first_failure is None:
+            call.first_failure = now
+        with self._outage_lock:
+            if self._down_since is None:
+                self._down_since = now
+                logger.warning(
+                    "lost the connection to storage %r (%s); reconnecting for up to %g s",
+                    self.url, _first_line(exc), self.reconnect_timeout,
+                )
+        if not retry:
+            return
+        waited = now - call.first_failure
+        if waited >= self.reconnect_timeout:
+            raise StorageURLError(
+                f"lost the connection to storage {self.url!r} and could not reconnect: tried for {waited:.1f} s "
+                f"(reconnect_timeout={self.reconnect_timeout:g} s; set it with ${RECONNECT_TIMEOUT_ENV} or "
+                f"SQLStorage(..., reconnect_timeout=...)); last error: {_first_line(exc)}"
+            ) from exc
+        delay = 0.0 if call.attempts == 0 else min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (call.attempts - 1))
+        call.attempts += 1
+        if delay:
+            time.sleep(min(delay * self._jitter.uniform(0.5, 1.0), self.reconnect_timeout - waited))
+
+    def _mark_up(self) -> None:
+        with self._outage_lock:
+            if self._down_since is None:
+                return
+            now = time.monotonic()
+            logger.warning("reconnected to storage %r after %.1f s", self.url, now - self._down_since)
+            self._down_since = None
+            self.reconnected_at = now
+
     def _now(self) -> Any:
         """The database clock in seconds since the epoch, as an SQL expression."""
         if self.dialect == "postgresql":
@@ -166,14 +360,17 @@ class SQLStorage(Storage):
         return (sa.func.julianday("now") - 2440587.5) * 86400.0
 
     def _init_schema(self) -> None:
-        with self._tx(write=True) as conn:
-            if self.dialect == "postgresql":
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
-            if not sa.inspect(conn).has_table(S.version.name):
-                S.metadata.create_all(conn)
-                conn.execute(sa.insert(S.version).values(id=1, schema_version=S.SCHEMA_VERSION))
-                return
-            found = conn.execute(sa.select(S.version.c.schema_version)).scalar()
+        def body(call: _Call) -> int | None:
+            with self._tx(call, write=True) as conn:
+                if self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
+                if not sa.inspect(conn).has_table(S.version.name):
+                    S.metadata.create_all(conn)
+                    conn.execute(sa.insert(S.version).values(id=1, schema_version=S.SCHEMA_VERSION))
+                    return S.SCHEMA_VERSION
+                return conn.execute(sa.select(S.version.c.schema_version)).scalar()
+
+        found = self._run(body)
         if found is None or found > S.SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"storage {self.url!r} has selftune schema version {found}, newer than this selftune's "
@@ -207,6 +404,18 @@ class SQLStorage(Storage):
         if found is None:
             raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
         raise finished_error(number, TrialState(found[0]), found[1])
+
+    def _trial_row(self, conn: Connection, study_id: int, number: int) -> Any:
+        t = S.trials.c
+        return conn.execute(sa.select(S.trials).where(t.study_id == study_id, t.number == number)).first()
+
+    def _written(self, call: _Call, where: Any) -> TrialRecord | None:
+        """After a COMMIT of unknown outcome: the trial matching ``where`` that the lost attempt wrote, if any."""
+        if not call.maybe_committed:
+            return None
+        with self._tx(call, write=False) as conn:
+            found = self._records(conn, where)
+        return found[0] if found else None
 
     @overload
     def _records(self, conn: Connection, where: Any) -> list[TrialRecord]: ...
@@ -283,37 +492,54 @@ class SQLStorage(Storage):
             "next_number": 0,
             "seq": 0,
         }
-        try:
-            with self._tx(write=True) as conn:
-                row = conn.execute(sa.insert(S.studies).values(**values).returning(S.studies)).one()
-        except IntegrityError:
-            raise StudyExistsError(f"a study named {name!r} exists already in {self.url}") from None
-        return self._info(row)
+
+        def body(call: _Call) -> StudyInfo:
+            try:
+                with self._tx(call, write=True) as conn:
+                    row = conn.execute(sa.insert(S.studies).values(**values).returning(S.studies)).one()
+            except IntegrityError:
+                if call.maybe_committed:  # our lost COMMIT may have created it: same name, our created_at
+                    with self._tx(call, write=False) as conn:
+                        mine = conn.execute(sa.select(S.studies).where(S.studies.c.name == name)).first()
+                    if mine is not None and mine.created_at == values["created_at"]:
+                        return self._info(mine)
+                raise StudyExistsError(f"a study named {name!r} exists already in {self.url}") from None
+            return self._info(row)
+
+        return self._run(body)
 
     def get_study(self, name: str) -> StudyInfo:
-        with self._tx(write=False) as conn:
-            row = conn.execute(sa.select(S.studies).where(S.studies.c.name == name)).first()
+        def body(call: _Call) -> Any:
+            with self._tx(call, write=False) as conn:
+                return conn.execute(sa.select(S.studies).where(S.studies.c.name == name)).first()
+
+        row = self._run(body)
         if row is None:
             raise StudyNotFoundError(f"no study named {name!r} in {self.url}")
         return self._info(row)
 
     def list_studies(self) -> list[StudySummary]:
         t = S.trials.c
-        with self._tx(write=False) as conn:
-            rows = conn.execute(sa.select(S.studies).order_by(S.studies.c.id)).all()
-            counts: dict[int, dict[str, int]] = {}
-            for sid, state, n in conn.execute(
-                sa.select(t.study_id, t.state, sa.func.count()).group_by(t.study_id, t.state)
-            ):
-                counts.setdefault(sid, {})[state] = int(n)
-            best = {
-                sid: (lo, hi)
-                for sid, lo, hi in conn.execute(
-                    sa.select(t.study_id, sa.func.min(t.value), sa.func.max(t.value))
-                    .where(t.state == TrialState.COMPLETE.value)
-                    .group_by(t.study_id)
-                )
-            }
+
+        def body(call: _Call) -> tuple[Any, dict[int, dict[str, int]], dict[int, tuple[Any, Any]]]:
+            with self._tx(call, write=False) as conn:
+                rows = conn.execute(sa.select(S.studies).order_by(S.studies.c.id)).all()
+                counts: dict[int, dict[str, int]] = {}
+                for sid, state, n in conn.execute(
+                    sa.select(t.study_id, t.state, sa.func.count()).group_by(t.study_id, t.state)
+                ):
+                    counts.setdefault(sid, {})[state] = int(n)
+                best = {
+                    sid: (lo, hi)
+                    for sid, lo, hi in conn.execute(
+                        sa.select(t.study_id, sa.func.min(t.value), sa.func.max(t.value))
+                        .where(t.state == TrialState.COMPLETE.value)
+                        .group_by(t.study_id)
+                    )
+                }
+            return rows, counts, best
+
+        rows, counts, best = self._run(body)
         out = []
         for r in rows:
             lo, hi = best.get(r.id, (None, None))
@@ -321,48 +547,67 @@ class SQLStorage(Storage):
         return out
 
     def delete_study(self, name: str) -> None:
-        with self._tx(write=True) as conn:
-            sid = conn.execute(sa.select(S.studies.c.id).where(S.studies.c.name == name)).scalar()
-            if sid is None:
-                raise StudyNotFoundError(f"no study named {name!r} in {self.url}")
-            ids = sa.select(S.trials.c.id).where(S.trials.c.study_id == sid).scalar_subquery()
-            for child in (S.trial_params, S.trial_values, S.trial_attrs):
-                conn.execute(sa.delete(child).where(child.c.trial_id.in_(ids)))
-            conn.execute(sa.delete(S.trials).where(S.trials.c.study_id == sid))
-            conn.execute(sa.delete(S.params).where(S.params.c.study_id == sid))
-            conn.execute(sa.delete(S.studies).where(S.studies.c.id == sid))
+        def body(call: _Call) -> None:
+            with self._tx(call, write=True) as conn:
+                sid = conn.execute(sa.select(S.studies.c.id).where(S.studies.c.name == name)).scalar()
+                if sid is None:
+                    if call.maybe_committed:  # our lost COMMIT deleted it
+                        return
+                    raise StudyNotFoundError(f"no study named {name!r} in {self.url}")
+                ids = sa.select(S.trials.c.id).where(S.trials.c.study_id == sid).scalar_subquery()
+                for child in (S.trial_params, S.trial_values, S.trial_attrs):
+                    conn.execute(sa.delete(child).where(child.c.trial_id.in_(ids)))
+                conn.execute(sa.delete(S.trials).where(S.trials.c.study_id == sid))
+                conn.execute(sa.delete(S.params).where(S.params.c.study_id == sid))
+                conn.execute(sa.delete(S.studies).where(S.studies.c.id == sid))
+
+        self._run(body)
 
     def set_study_attr(self, study_id: int, key: str, value: Any) -> None:
         check_key("an attribute key", key)
         text = dumps(value, f"study attribute {key!r}")
-        with self._tx(write=True) as conn:
-            self._bump(conn, study_id)
-            attrs = loads(conn.execute(sa.select(S.studies.c.attrs).where(S.studies.c.id == study_id)).scalar())
-            attrs[key] = loads(text)
-            conn.execute(sa.update(S.studies).where(S.studies.c.id == study_id).values(attrs=dumps(attrs, "attrs")))
+
+        def body(call: _Call) -> None:  # idempotent: sets the key again
+            with self._tx(call, write=True) as conn:
+                self._bump(conn, study_id)
+                attrs = loads(conn.execute(sa.select(S.studies.c.attrs).where(S.studies.c.id == study_id)).scalar())
+                attrs[key] = loads(text)
+                conn.execute(
+                    sa.update(S.studies).where(S.studies.c.id == study_id).values(attrs=dumps(attrs, "attrs"))
+                )
+
+        self._run(body)
 
     # -- parameter registry -------------------------------------------------------------------------------
     def define_param(self, study_id: int, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         check_key("a parameter name", name)
         p = S.params.c
         where = (p.study_id == study_id) & (p.name == name)
-        with self._tx(write=False) as conn:
-            found = conn.execute(sa.select(p.spec).where(where)).scalar()
-        if found is not None:
-            return dict(loads(found))
-        with self._tx(write=True) as conn:
-            self._bump(conn, study_id)  # serialises concurrent first definitions
-            found = conn.execute(sa.select(p.spec).where(where)).scalar()
+
+        def body(call: _Call) -> dict[str, Any]:  # idempotent: the first definition wins
+            with self._tx(call, write=False) as conn:
+                found = conn.execute(sa.select(p.spec).where(where)).scalar()
             if found is not None:
                 return dict(loads(found))
-            text = dumps(dict(spec), f"domain of parameter {name!r}")
-            conn.execute(sa.insert(S.params).values(study_id=study_id, name=name, spec=text))
-            return dict(loads(text))
+            with self._tx(call, write=True) as conn:
+                self._bump(conn, study_id)  # serialises concurrent first definitions
+                found = conn.execute(sa.select(p.spec).where(where)).scalar()
+                if found is not None:
+                    return dict(loads(found))
+                text = dumps(dict(spec), f"domain of parameter {name!r}")
+                conn.execute(sa.insert(S.params).values(study_id=study_id, name=name, spec=text))
+                return dict(loads(text))
+
+        return self._run(body)
 
     def get_params(self, study_id: int) -> dict[str, dict[str, Any]]:
         p = S.params.c
-        with self._tx(write=False) as conn:
-            return {n: loads(s) for n, s in conn.execute(sa.select(p.name, p.spec).where(p.study_id == study_id))}
+
+        def body(call: _Call) -> dict[str, dict[str, Any]]:
+            with self._tx(call, write=False) as conn:
+                return {n: loads(s) for n, s in conn.execute(sa.select(p.name, p.spec).where(p.study_id == study_id))}
+
+        return self._run(body)
 
     # -- trials -------------------------------------------------------------------------------------------
     def _insert_trial(
@@ -391,8 +636,17 @@ class SQLStorage(Storage):
     def enqueue_trial(self, study_id: int, fixed: Mapping[str, Any]) -> TrialRecord:
         text = dumps(dict(fixed), "enqueued parameters")
         now = time.time()
-        with self._tx(write=True) as conn:
-            _tid, number = self._insert_trial(conn, study_id, TrialState.WAITING, fixed=text, created_at=now)
+        t = S.trials.c
+
+        def body(call: _Call) -> int:
+            # our lost COMMIT may have enqueued it already (it may even be claimed since): created_at is ours
+            mine = self._written(call, (t.study_id == study_id) & (t.created_at == now) & (t.fixed == text))
+            if mine is not None:
+                return mine.number
+            with self._tx(call, write=True) as conn:
+                return self._insert_trial(conn, study_id, TrialState.WAITING, fixed=text, created_at=now)[1]
+
+        number = self._run(body)
         return TrialRecord(number=number, state=TrialState.WAITING, created_at=now, fixed=loads(text))
 
     def start_trial(
@@ -403,57 +657,98 @@ class SQLStorage(Storage):
         clean = {k: dumps(v, f"parameter {k!r}") for k, v in (params or {}).items()}
         for k in clean:
             check_key("a parameter name", k)
-        with self._tx(write=True) as conn:
-            while claim:
-                waiting = conn.execute(self._q.first_waiting, {"b_sid": study_id}).scalar()
-                if waiting is None:
-                    break
-                seq, _ = self._bump(conn, study_id)
-                claimed = conn.execute(
-                    self._q.claim, {"b_id": waiting, "b_now": now, "b_worker": worker, "b_seq": seq}
-                ).rowcount
-                if claimed == 1:  # exactly one worker takes it
-                    return self._records(conn, t.id == waiting)[0]
-            tid, number = self._insert_trial(
-                conn, study_id, TrialState.RUNNING, created_at=now, started_at=now, worker=worker,
-            )
-            if clean:
-                conn.execute(
-                    sa.insert(S.trial_params), [{"trial_id": tid, "name": k, "value": v} for k, v in clean.items()]
+
+        def body(call: _Call) -> TrialRecord | int:
+            # our lost COMMIT may have claimed or created it: this worker, started at our ``now``
+            mine = self._written(call, (t.study_id == study_id) & (t.worker == worker) & (t.started_at == now))
+            if mine is not None:
+                return mine
+            with self._tx(call, write=True) as conn:
+                while claim:
+                    waiting = conn.execute(self._q.first_waiting, {"b_sid": study_id}).scalar()
+                    if waiting is None:
+                        break
+                    seq, _ = self._bump(conn, study_id)
+                    claimed = conn.execute(
+                        self._q.claim, {"b_id": waiting, "b_now": now, "b_worker": worker, "b_seq": seq}
+                    ).rowcount
+                    if claimed == 1:  # exactly one worker takes it
+                        return self._records(conn, t.id == waiting)[0]
+                tid, number = self._insert_trial(
+                    conn, study_id, TrialState.RUNNING, created_at=now, started_at=now, worker=worker,
                 )
+                if clean:
+                    conn.execute(
+                        sa.insert(S.trial_params), [{"trial_id": tid, "name": k, "value": v} for k, v in clean.items()]
+                    )
+            return number
+
+        out = self._run(body)
+        if isinstance(out, TrialRecord):
+            return out
         return TrialRecord(
-            number=number, state=TrialState.RUNNING, params={k: loads(v) for k, v in clean.items()},
+            number=out, state=TrialState.RUNNING, params={k: loads(v) for k, v in clean.items()},
             created_at=now, started_at=now, worker=worker,
         )
 
     def set_trial_params(self, study_id: int, number: int, params: Mapping[str, Any]) -> None:
         rows = _param_rows(number, params)
-        try:
-            with self._tx(write=True) as conn:
-                seq, _ = self._bump(conn, study_id)
-                tid = self._touch_running(conn, study_id, number, seq)
-                conn.execute(sa.insert(S.trial_params), [{"trial_id": tid, **r} for r in rows])
-        except IntegrityError:
-            raise TrialStateError(f"trial {number}: one of {list(params)} is set already") from None
+        p = S.trial_params.c
+
+        def body(call: _Call) -> None:
+            try:
+                with self._tx(call, write=True) as conn:
+                    seq, _ = self._bump(conn, study_id)
+                    tid = self._touch_running(conn, study_id, number, seq)
+                    conn.execute(sa.insert(S.trial_params), [{"trial_id": tid, **r} for r in rows])
+            except IntegrityError:
+                if call.maybe_committed:  # our lost COMMIT may have stored them: equal values are ours
+                    with self._tx(call, write=False) as conn:
+                        row = self._trial_row(conn, study_id, number)
+                        stored = {} if row is None else dict(
+                            conn.execute(sa.select(p.name, p.value).where(p.trial_id == row.id)).all()
+                        )
+                    if all(r["name"] in stored and loads(stored[r["name"]]) == loads(r["value"]) for r in rows):
+                        return
+                raise TrialStateError(f"trial {number}: one of {list(params)} is set already") from None
+
+        self._run(body)
 
     def report(self, study_id: int, number: int, step: int, value: float) -> None:
-        try:
-            with self._tx(write=True) as conn:
-                seq, _ = self._bump(conn, study_id)
-                tid = self._touch_running(conn, study_id, number, seq)
-                conn.execute(sa.insert(S.trial_values).values(trial_id=tid, step=int(step), value=float(value)))
-        except IntegrityError:
-            raise TrialStateError(f"trial {number}: step {step} is reported already") from None
+        v = S.trial_values.c
+
+        def body(call: _Call) -> None:
+            try:
+                with self._tx(call, write=True) as conn:
+                    seq, _ = self._bump(conn, study_id)
+                    tid = self._touch_running(conn, study_id, number, seq)
+                    conn.execute(sa.insert(S.trial_values).values(trial_id=tid, step=int(step), value=float(value)))
+            except IntegrityError:
+                if call.maybe_committed:  # our lost COMMIT may have stored it: the same value is ours
+                    with self._tx(call, write=False) as conn:
+                        row = self._trial_row(conn, study_id, number)
+                        stored = None if row is None else conn.execute(
+                            sa.select(v.value).where(v.trial_id == row.id, v.step == int(step))
+                        ).scalar()
+                    if stored is not None and float(stored) == float(value):
+                        return
+                raise TrialStateError(f"trial {number}: step {step} is reported already") from None
+
+        self._run(body)
 
     def set_trial_attr(self, study_id: int, number: int, key: str, value: Any) -> None:
         check_key("an attribute key", key)
         text = dumps(value, f"trial {number}: attribute {key!r}")
         a = S.trial_attrs.c
-        with self._tx(write=True) as conn:
-            seq, _ = self._bump(conn, study_id)
-            tid = self._touch_running(conn, study_id, number, seq)
-            conn.execute(sa.delete(S.trial_attrs).where(a.trial_id == tid, a.key == key))
-            conn.execute(sa.insert(S.trial_attrs).values(trial_id=tid, key=key, value=text))
+
+        def body(call: _Call) -> None:  # idempotent: replaces the key
+            with self._tx(call, write=True) as conn:
+                seq, _ = self._bump(conn, study_id)
+                tid = self._touch_running(conn, study_id, number, seq)
+                conn.execute(sa.delete(S.trial_attrs).where(a.trial_id == tid, a.key == key))
+                conn.execute(sa.insert(S.trial_attrs).values(trial_id=tid, key=key, value=text))
+
+        self._run(body)
 
     def finish_trial(
         self,
@@ -466,30 +761,51 @@ class SQLStorage(Storage):
     ) -> None:
         check_finish(number, state, value)
         allowed = [st.value for st in finish_allowed(state)]
-        with self._tx(write=True) as conn:
-            seq, _ = self._bump(conn, study_id)
-            row = conn.execute(
-                self._q.finish,
-                {
-                    "b_sid": study_id, "b_number": number, "b_allowed": allowed, "b_state": state.value,
-                    "b_value": value, "b_reason": reason, "b_tb": traceback, "b_now": time.time(), "b_seq": seq,
-                },
-            ).first()
-            if row is None:
-                self._raise_not_running(conn, study_id, number)
+
+        def body(call: _Call) -> None:
+            with self._tx(call, write=True) as conn:
+                seq, _ = self._bump(conn, study_id)
+                row = conn.execute(
+                    self._q.finish,
+                    {
+                        "b_sid": study_id, "b_number": number, "b_allowed": allowed, "b_state": state.value,
+                        "b_value": value, "b_reason": reason, "b_tb": traceback, "b_now": time.time(), "b_seq": seq,
+                    },
+                ).first()
+                if row is None:
+                    if call.maybe_committed:  # our lost COMMIT may have finished it: the same outcome is ours
+                        found = self._trial_row(conn, study_id, number)
+                        if (
+                            found is not None
+                            and found.state == state.value
+                            and found.reason == reason
+                            and (found.value == value if value is not None else found.value is None)
+                        ):
+                            return
+                    self._raise_not_running(conn, study_id, number)
+
+        self._run(body)
 
     def pause_trial(self, study_id: int, number: int) -> None:
         t = S.trials.c
-        with self._tx(write=True) as conn:
-            seq, _ = self._bump(conn, study_id)
-            row = conn.execute(
-                sa.update(S.trials)
-                .where(t.study_id == study_id, t.number == number, t.state == TrialState.RUNNING.value)
-                .values(state=TrialState.PAUSED.value, heartbeat_at=None, seq=seq)
-                .returning(t.id)
-            ).first()
-            if row is None:
-                self._raise_not_running(conn, study_id, number)
+
+        def body(call: _Call) -> None:
+            with self._tx(call, write=True) as conn:
+                seq, _ = self._bump(conn, study_id)
+                row = conn.execute(
+                    sa.update(S.trials)
+                    .where(t.study_id == study_id, t.number == number, t.state == TrialState.RUNNING.value)
+                    .values(state=TrialState.PAUSED.value, heartbeat_at=None, seq=seq)
+                    .returning(t.id)
+                ).first()
+                if row is None:
+                    if call.maybe_committed:  # our lost COMMIT may have paused it
+                        found = self._trial_row(conn, study_id, number)
+                        if found is not None and found.state == TrialState.PAUSED.value:
+                            return
+                    self._raise_not_running(conn, study_id, number)
+
+        self._run(body)
 
     def resume_trial(
         self,
@@ -508,92 +824,132 @@ class SQLStorage(Storage):
         at = sa.func.coalesce(sa.select(sa.func.max(v.step)).where(v.trial_id == t.id).scalar_subquery(), -1)
         if last_step is not None:
             cond.append(at == int(last_step))
-        with self._tx(write=True) as conn:
-            seq, _ = self._bump(conn, study_id)
-            row = conn.execute(
-                sa.update(S.trials)
-                .where(*cond)
-                .values(state=TrialState.RUNNING.value, worker=worker, heartbeat_at=self._now(), seq=seq)
-                .returning(t.id)
-            ).first()
-            if row is None:
-                found = conn.execute(
-                    sa.select(t.state, at).where(t.study_id == study_id, t.number == number)
+
+        def body(call: _Call) -> TrialRecord:
+            with self._tx(call, write=True) as conn:
+                seq, _ = self._bump(conn, study_id)
+                row = conn.execute(
+                    sa.update(S.trials)
+                    .where(*cond)
+                    .values(state=TrialState.RUNNING.value, worker=worker, heartbeat_at=self._now(), seq=seq)
+                    .returning(t.id)
                 ).first()
-                if found is None:
-                    raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
-                if found[0] == TrialState.PAUSED.value:
-                    raise TrialStateError(
-                        f"trial {number} is PAUSED at step {found[1]}, not at step {last_step}; it was not resumed"
+                if row is None:
+                    found = conn.execute(
+                        sa.select(t.state, at, t.worker).where(t.study_id == study_id, t.number == number)
+                    ).first()
+                    if found is None:
+                        raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
+                    if call.maybe_committed and found[0] == TrialState.RUNNING.value and found[2] == worker:
+                        # our lost COMMIT resumed it
+                        return self._records(conn, (t.study_id == study_id) & (t.number == number))[0]
+                    if found[0] == TrialState.PAUSED.value:
+                        raise TrialStateError(
+                            f"trial {number} is PAUSED at step {found[1]}, not at step {last_step}; it was not resumed"
+                        )
+                    raise TrialStateError(f"trial {number} is {found[0]}, not PAUSED; it cannot be resumed")
+                tid = int(row[0])
+                if new_params is not None:  # an exploit: the trial goes on with another member's parameters
+                    conn.execute(sa.delete(S.trial_params).where(S.trial_params.c.trial_id == tid))
+                    if new_params:
+                        conn.execute(sa.insert(S.trial_params), [{"trial_id": tid, **r} for r in new_params])
+                if new_attrs:
+                    a = S.trial_attrs.c
+                    conn.execute(
+                        sa.delete(S.trial_attrs).where(a.trial_id == tid, a.key.in_([r["key"] for r in new_attrs]))
                     )
-                raise TrialStateError(f"trial {number} is {found[0]}, not PAUSED; it cannot be resumed")
-            tid = int(row[0])
-            if new_params is not None:  # an exploit: the trial goes on with another member's parameters
-                conn.execute(sa.delete(S.trial_params).where(S.trial_params.c.trial_id == tid))
-                if new_params:
-                    conn.execute(sa.insert(S.trial_params), [{"trial_id": tid, **r} for r in new_params])
-            if new_attrs:
-                a = S.trial_attrs.c
-                conn.execute(sa.delete(S.trial_attrs).where(a.trial_id == tid, a.key.in_([r["key"] for r in new_attrs])))
-                conn.execute(sa.insert(S.trial_attrs), [{"trial_id": tid, **r} for r in new_attrs])
-            return self._records(conn, t.id == tid)[0]
+                    conn.execute(sa.insert(S.trial_attrs), [{"trial_id": tid, **r} for r in new_attrs])
+                return self._records(conn, t.id == tid)[0]
+
+        return self._run(body)
 
     def retry_trial(self, study_id: int, number: int, max_attempts: int) -> TrialRecord | None:
         t = S.trials.c
         now = time.time()
-        with self._tx(write=True) as conn:
-            seq, _ = self._bump(conn, study_id)  # serialises concurrent retries of the same trial
-            found = self._records(conn, (t.study_id == study_id) & (t.number == number))
-            if not found:
-                raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
-            fixed = retry_fixed(found[0], max_attempts)
-            if fixed is None:
-                return None
-            text = dumps(fixed, f"trial {number}: retried parameters")
-            _tid, new = self._insert_trial(conn, study_id, TrialState.WAITING, fixed=text, created_at=now)
-            old = conn.execute(
-                sa.update(S.trials).where(t.study_id == study_id, t.number == number).values(seq=seq).returning(t.id)
-            ).scalar_one()
-            conn.execute(sa.insert(S.trial_attrs).values(trial_id=old, key=RETRIED_AS_KEY, value=dumps(new, "number")))
-        return TrialRecord(number=new, state=TrialState.WAITING, created_at=now, fixed=loads(text))
+
+        def body(call: _Call) -> TrialRecord | None:
+            with self._tx(call, write=True) as conn:
+                seq, _ = self._bump(conn, study_id)  # serialises concurrent retries of the same trial
+                found = self._records(conn, (t.study_id == study_id) & (t.number == number))
+                if not found:
+                    raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
+                retried_as = found[0].system_attrs.get(RETRIED_AS_KEY)
+                if call.maybe_committed and retried_as is not None:
+                    # retried already: by our lost COMMIT if the retry's created_at is ours
+                    again = self._records(conn, (t.study_id == study_id) & (t.number == int(retried_as)))
+                    if again and again[0].created_at == now:
+                        r = again[0]
+                        return TrialRecord(number=r.number, state=TrialState.WAITING, created_at=now, fixed=r.fixed)
+                fixed = retry_fixed(found[0], max_attempts)
+                if fixed is None:
+                    return None
+                text = dumps(fixed, f"trial {number}: retried parameters")
+                _tid, new = self._insert_trial(conn, study_id, TrialState.WAITING, fixed=text, created_at=now)
+                old = conn.execute(
+                    sa.update(S.trials).where(t.study_id == study_id, t.number == number).values(seq=seq).returning(t.id)
+                ).scalar_one()
+                conn.execute(
+                    sa.insert(S.trial_attrs).values(trial_id=old, key=RETRIED_AS_KEY, value=dumps(new, "number"))
+                )
+            return TrialRecord(number=new, state=TrialState.WAITING, created_at=now, fixed=loads(text))
+
+        return self._run(body)
 
     def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:
         if not numbers:
             return []
-        with self._tx(write=True) as conn:
-            alive = {n for (n,) in conn.execute(self._q.heartbeat, {"b_sid": study_id, "b_numbers": list(numbers)})}
+
+        def body(call: _Call) -> set[int]:  # idempotent
+            with self._tx(call, write=True) as conn:
+                return {n for (n,) in conn.execute(self._q.heartbeat, {"b_sid": study_id, "b_numbers": list(numbers)})}
+
+        alive = self._run(body)
         return [n for n in numbers if n not in alive]
 
     def reap(self, study_id: int, grace: float) -> list[int]:
+        """Never retried: a lost connection reaps nothing this time (see the module doc)."""
         t = S.trials.c
         stale = (
             (t.study_id == study_id)
             & (t.state == TrialState.RUNNING.value)
             & (t.heartbeat_at < self._now() - float(grace))
         )
-        with self._tx(write=False) as conn:
-            if conn.execute(sa.select(t.id).where(stale).limit(1)).first() is None:
-                return []
-        with self._tx(write=True) as conn:
-            seq, _ = self._bump(conn, study_id)
-            reaped = conn.execute(
-                sa.update(S.trials)
-                .where(stale)
-                .values(state=TrialState.FAILED.value, reason=HEARTBEAT_LOST, finished_at=self._now(), seq=seq)
-                .returning(t.number)
-            ).all()
-        return sorted(int(n) for (n,) in reaped)
+
+        def body(call: _Call) -> list[int]:
+            reconnecting = self._down_since is not None  # after an outage every heartbeat is stale
+            with self._tx(call, write=False) as conn:
+                if conn.execute(sa.select(t.id).where(stale).limit(1)).first() is None or reconnecting:
+                    return []
+            with self._tx(call, write=True) as conn:
+                seq, _ = self._bump(conn, study_id)
+                reaped = conn.execute(
+                    sa.update(S.trials)
+                    .where(stale)
+                    .values(state=TrialState.FAILED.value, reason=HEARTBEAT_LOST, finished_at=self._now(), seq=seq)
+                    .returning(t.number)
+                ).all()
+            return sorted(int(n) for (n,) in reaped)
+
+        return self._run(body, retry=False, lost=[])
 
     def read_trials(self, study_id: int, cursor: int = 0) -> tuple[list[TrialRecord], int]:
         t = S.trials.c
-        with self._tx(write=False) as conn:
-            records, top = self._records(conn, (t.study_id == study_id) & (t.seq > cursor), with_seq=True)
+
+        def body(call: _Call) -> tuple[list[TrialRecord], int]:
+            with self._tx(call, write=False) as conn:
+                return self._records(conn, (t.study_id == study_id) & (t.seq > cursor), with_seq=True)
+
+        records, top = self._run(body)
         return records, max(cursor, top)
 
     def get_trial(self, study_id: int, number: int) -> TrialRecord:
         t = S.trials.c
-        with self._tx(write=False) as conn:
-            found = self._records(conn, (t.study_id == study_id) & (t.number == number))
+
+        def body(call: _Call) -> list[TrialRecord]:
+            with self._tx(call, write=False) as conn:
+                return self._records(conn, (t.study_id == study_id) & (t.number == number))
+
+        found = self._run(body)
         if not found:
             raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
         return found[0]
