@@ -59,8 +59,9 @@ def create_app(
 
     ``token``: enables the write endpoints for requests that carry it (None: read-only).
     ``allowed_hosts``: host names the ``Host`` header may name (None: any; only behind a trusted proxy).
-    ``refresh``: seconds between the page's polls. ``preload``: read every study and draw its figures in
-    the background at start-up, so the first view of a big study is served from memory.
+    ``refresh``: seconds between the page's polls. ``preload``: in the background, read every study (from
+    when the app is created) and draw its figures (once it serves), so the first view of a big study is
+    served from memory.
     ``max_points``: the most points (lines, bars) one figure ships.
     """
     _require_all()

@@ -264,18 +264,24 @@ def build_app(
 ) -> Any:
     """The FastAPI app (see :func:`selftune.dashboard.create_app`)."""
 
-    _warm_up()
     catalog = Catalog(storage)
-    static = _Static()
-    page = static.get("index.html")
-
+    read = threading.Event()
     preloaded = threading.Event()
 
-    def preload_all() -> None:
+    def read_all() -> None:
         try:
             for s in catalog.studies(fresh=True):
+                catalog.view(s.info.id).refresh(force=True)
+        except Exception:  # noqa: BLE001 - a request will meet the same error and report it
+            pass
+        finally:
+            read.set()
+
+    def preload_all() -> None:
+        read.wait()
+        try:
+            for s in catalog.studies():
                 view = catalog.view(s.info.id)
-                view.refresh(force=True)
                 for kind in panels_of(view.history(), pbt=view.pbt):
                     figure_bytes(view, kind)
         except Exception:  # noqa: BLE001 - a request will meet the same error and report it
@@ -283,9 +289,15 @@ def build_app(
         finally:
             preloaded.set()
 
+    if preload:  # the storage's first read of every study starts now, while the rest starts up
+        threading.Thread(target=read_all, name="selftune-dashboard-read", daemon=True).start()
+    _warm_up()
+    static = _Static()
+    page = static.get("index.html")
+
     @contextlib.asynccontextmanager
     async def lifespan(_app: Any) -> Any:
-        if preload:
+        if preload:  # figures only once the server runs: drawing must follow the warm-up's imports
             threading.Thread(target=preload_all, name="selftune-dashboard-preload", daemon=True).start()
         yield
 

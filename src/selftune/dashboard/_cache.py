@@ -21,6 +21,7 @@ from selftune.history import History, put_record
 from selftune.schedule import PBT_ATTR
 from selftune.space import Param, Space, param_from_json
 from selftune.storage import Storage, StudyInfo, StudySummary
+from selftune.storage._fastread import trial_reader
 from selftune.trial import TrialRecord, TrialState
 
 __all__ = ["StudyView", "Catalog", "Memo"]
@@ -44,6 +45,7 @@ class StudyView:
     def __init__(self, storage: Storage, info: StudyInfo, *, min_interval: float = 0.25,
                  recompute_factor: float = 4.0) -> None:
         self.storage = storage
+        self._read = trial_reader(storage)  # an SQL storage's fast full read; read_trials for the others
         self.info = info
         self.min_interval = min_interval
         self.recompute_factor = recompute_factor
@@ -79,7 +81,7 @@ class StudyView:
             now = time.monotonic()
             if not force and self.loaded and now - self._last_read < self.min_interval:
                 return self.cursor
-            changed, cursor = self.storage.read_trials(self.info.id, self.cursor)
+            changed, cursor = self._read(self.info.id, self.cursor)
             self._last_read = time.monotonic()
             unknown = False
             for r in changed:

@@ -55,6 +55,104 @@ function loadPlotly() {
   return plotly;
 }
 
+function nextPaint() {
+  // resolves once the page has painted what it holds (or after 100 ms in a hidden tab, where frames stop)
+  return new Promise((resolve) => {
+    const done = () => setTimeout(resolve, 0);
+    requestAnimationFrame(done);
+    setTimeout(done, 100);
+  });
+}
+
+// -- a preview of a figure without Plotly ------------------------------------------------------------------
+// Plotly's bundle takes a second or more to compile and run in a cold browser; until it has, the history
+// panel shows its points and lines drawn here, as SVG, from the same downsampled figure the server sent.
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+const DTYPES = { f8: Float64Array, f4: Float32Array, i1: Int8Array, u1: Uint8Array, i2: Int16Array, u2: Uint16Array,
+  i4: Int32Array, u4: Uint32Array };
+function values(v) {
+  // a trace's x or y: a plain array, or Plotly's typed array ({dtype, bdata: base64, little-endian})
+  if (!v) return [];
+  if (Array.isArray(v)) return v.map((x) => (x === null || x === undefined ? NaN : Number(x)));
+  const type = DTYPES[v.dtype];
+  if (!type || typeof v.bdata !== "string") return [];
+  const bytes = Uint8Array.from(atob(v.bdata), (c) => c.charCodeAt(0));
+  return Array.from(new type(bytes.buffer));
+}
+function ticks(lo, hi) {
+  // about 5 round tick values (1, 2 or 5 times a power of ten apart) between lo and hi
+  const raw = (hi - lo) / 5, mag = 10 ** Math.floor(Math.log10(raw)), err = raw / mag;
+  const step = mag * (err < 1.5 ? 1 : err < 3 ? 2 : err < 7 ? 5 : 10);
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+function drawPreview(div, figure) {
+  const width = Math.max(300, div.clientWidth || 560), height = 420;
+  const m = { l: 60, r: 190, t: 100, b: 60 };
+  const layout = figure.layout || {};
+  const logY = layout.yaxis && layout.yaxis.type === "log";
+  const traces = (figure.data || []).filter((t) => (t.type || "scatter") === "scatter")
+    .map((t) => ({ t, x: values(t.x), y: values(t.y).map((v) => (logY ? Math.log10(v) : v)) }));
+  const xs = traces.flatMap((d) => d.x).filter(Number.isFinite), ys = traces.flatMap((d) => d.y).filter(Number.isFinite);
+  const root = svg("svg", { class: "preview", width, height, viewBox: `0 0 ${width} ${height}` });
+  const title = layout.title && (typeof layout.title === "string" ? layout.title : layout.title.text);
+  const [head, sub] = String(title || "").split("<br>");
+  root.append(svg("text", { x: 35, y: 50, class: "preview-title" }, head));
+  if (sub) root.append(svg("text", { x: 35, y: 68, class: "preview-tick" }, sub.replace(/<[^>]*>/g, "")));
+  if (!xs.length || !ys.length) { div.replaceChildren(root); return; }
+  const range = (a) => {
+    let lo = Math.min(...a), hi = Math.max(...a);
+    if (lo === hi) { lo -= 0.5; hi += 0.5; }
+    const pad = (hi - lo) * 0.05;
+    return [lo - pad, hi + pad];
+  };
+  const [x0, x1] = range(xs), [y0, y1] = range(ys);
+  const px = (x) => m.l + ((x - x0) / (x1 - x0)) * (width - m.l - m.r);
+  const py = (y) => height - m.b - ((y - y0) / (y1 - y0)) * (height - m.t - m.b);
+  root.append(svg("rect", { x: m.l, y: m.t, width: width - m.l - m.r, height: height - m.t - m.b, class: "preview-plot" }));
+  for (const xv of ticks(x0, x1)) root.append(svg("text", { x: px(xv), y: height - m.b + 18, "text-anchor": "middle", class: "preview-tick" }, fmt(xv)));
+  for (const yv of ticks(y0, y1)) root.append(svg("text", { x: m.l - 6, y: py(yv) + 4, "text-anchor": "end", class: "preview-tick" }, fmt(logY ? 10 ** yv : yv)));
+  const axis = (a) => (layout[a] && layout[a].title && layout[a].title.text) || "";
+  root.append(svg("text", { x: (m.l + width - m.r) / 2, y: height - 15, "text-anchor": "middle", class: "preview-axis" }, axis("xaxis")));
+  root.append(svg("text", { x: 18, y: (m.t + height - m.b) / 2, "text-anchor": "middle", class: "preview-axis",
+    transform: `rotate(-90 18 ${(m.t + height - m.b) / 2})` }, axis("yaxis")));
+  traces.forEach(({ t }, i) => {  // the legend
+    const color = (t.marker && t.marker.color) || (t.line && t.line.color) || "#1f77b4";
+    root.append(svg("circle", { cx: width - m.r + 25, cy: m.t + 8 + 20 * i, r: 4, fill: typeof color === "string" ? color : "#1f77b4" }));
+    root.append(svg("text", { x: width - m.r + 36, y: m.t + 12 + 20 * i, class: "preview-tick" }, t.name || ""));
+  });
+  for (const { t, x, y } of traces) {
+    const mode = t.mode || "markers";
+    const color = (t.marker && t.marker.color) || (t.line && t.line.color) || "#1f77b4";
+    if (mode.includes("lines")) {
+      let d = "";
+      const hv = t.line && t.line.shape === "hv";
+      for (let i = 0; i < x.length; i++) {
+        if (!Number.isFinite(x[i]) || !Number.isFinite(y[i])) continue;
+        if (!d) d = `M${px(x[i])},${py(y[i])}`;
+        else d += hv ? `H${px(x[i])}V${py(y[i])}` : `L${px(x[i])},${py(y[i])}`;
+      }
+      if (d) root.append(svg("path", { d, fill: "none", stroke: (t.line && t.line.color) || color, "stroke-width": (t.line && t.line.width) || 2 }));
+    }
+    if (mode.includes("markers")) {
+      const g = svg("g", { fill: typeof color === "string" ? color : "#1f77b4", opacity: (t.marker && t.marker.opacity) || 1 });
+      for (let i = 0; i < x.length; i++) {
+        if (Number.isFinite(x[i]) && Number.isFinite(y[i])) g.append(svg("circle", { class: "point", cx: px(x[i]), cy: py(y[i]), r: 3 }));
+      }
+      root.append(g);
+    }
+  }
+  div.replaceChildren(root);
+  div.classList.add("previewed");
+}
+
 function fmt(v) {
   if (v === null || v === undefined) return "–";
   if (typeof v === "number") {
@@ -213,6 +311,7 @@ async function studyView(id) {
       const layout = Object.assign({}, data.figure.layout, { autosize: true,
         height: key === "slice" ? 460 : key === "schedule" ? Math.max(420, data.figure.layout.height || 0) : 420 });
       const t0 = performance.now();
+      if (p.div.classList.contains("previewed")) { p.div.replaceChildren(); p.div.classList.remove("previewed"); }
       await Plotly.react(p.div, data.figure.data || [], layout, { responsive: true, displaylogo: false });
       (window.selftuneDrawTimes = window.selftuneDrawTimes || {})[key] = performance.now() - t0;
       if (key === "history" && !p.hooked) {
@@ -252,23 +351,34 @@ async function studyView(id) {
     summary = data;
     if (changed) renderSummary(data);
     ensurePanels(Object.keys(data.panels));
+    const stale = panelKeys.filter((key) => view.panels[key].cursor < data.cursor)
+      .sort((a, b) => (a === "parallel") - (b === "parallel"));  // WebGL: slowest to start, drawn last
+    const fetched = new Map();
+    const figureOf = (key) => {
+      if (!fetched.has(key)) fetched.set(key, getJSON(`${base}/figures/${key}`));
+      return fetched.get(key);
+    };
+    if (stale.includes("history")) figureOf("history").catch(() => null);  // asked for with the table
     if (view.table.cursor < data.cursor) await loadTable();
     if (view.first === null) {
       view.first = performance.now();  // from navigation start: the counts and the trial table are shown
       window.selftuneFirstView = view.first;
       document.body.dataset.firstView = "1";
     }
+    for (const key of stale) figureOf(key).catch(() => null);  // fetch every stale figure at once
+    if (!window.Plotly && stale.includes("history")) {
+      // Plotly is not loaded yet (a cold browser spends a second or more on it): preview the history first
+      try { drawPreview(view.panels.history.div, (await figureOf("history")).data.figure); } catch (e) { /* Plotly will draw it */ }
+      await nextPaint();
+    }
     await loadPlotly();
-    // fetch every stale figure at once, draw them in the panels' order (the page runs one thing at a time)
-    const stale = panelKeys.filter((key) => view.panels[key].cursor < data.cursor)
-      .sort((a, b) => (a === "parallel") - (b === "parallel"));  // WebGL: slowest to start, drawn last
-    const fetched = stale.map((key) => getJSON(`${base}/figures/${key}`));
-    for (let i = 0; i < stale.length; i++) {
+    // draw them in the panels' order (the page runs one thing at a time)
+    for (const key of stale) {
       try {
-        await drawPanel(stale[i], await fetched[i]);
+        await drawPanel(key, await figureOf(key));
       } catch (e) {  // one panel failing leaves the others alone; it is asked for again on the next poll
-        const div = view.panels[stale[i]].div;
-        if (!div.classList.contains("rendered")) div.replaceChildren(el("p", { class: "error", text: `${stale[i]}: ${e.message} (retrying)` }));
+        const div = view.panels[key].div;
+        if (!div.classList.contains("rendered")) div.replaceChildren(el("p", { class: "error", text: `${key}: ${e.message} (retrying)` }));
       }
     }
     // every panel drawn (PBT's panels, added when a trial first has a lineage, included)
