@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
 import socket
 import threading
+import time
 import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,8 +34,11 @@ from selftune.schedule import SEED_KEY, SYSTEM_PREFIX
 from selftune.schedulers import Action, Scheduler
 from selftune.space import Param, Space, param_from_json
 from selftune.storage import Storage, StudySummary, get_storage
-from selftune.storage._base import check_study_name
+from selftune.storage._base import RETRIED_AS_KEY, RETRY_KEY, check_study_name, is_retryable
 from selftune.trial import Trial, TrialRecord, TrialState, check_value
+
+if TYPE_CHECKING:
+    from selftune.execution import Executor
 
 __all__ = ["Study", "create_study", "load_study", "delete_study", "list_studies"]
 
@@ -96,6 +101,11 @@ class Study:
         self._live: dict[int, Trial] = {}
         self._history: dict[int, History] = {}
         self._stop_flag = threading.Event()
+        #: FAILED trials lost to the infrastructure and not retried yet (see selftune._retries)
+        self._retry_candidates: set[int] = set()
+        self._retried: set[int] = set()  # FAILED trials a retry replaces: they do not count against the budget
+        #: salts the sampler's generator: parallel worker processes under one seed draw distinct points
+        self._salt: tuple[int, ...] = ()
         self._heartbeat = Heartbeat(storage, self._id, heartbeat_interval, grace_period, self._on_lost)
 
     def __repr__(self) -> str:
@@ -117,8 +127,8 @@ class Study:
         return self._storage
 
     # -- reading ----------------------------------------------------------------------------------------
-    def _refresh(self) -> None:
-        """Pull only what changed since the last read."""
+    def _refresh(self) -> list[TrialRecord]:
+        """Pull only what changed since the last read; returns the changed records."""
         with self._lock:
             changed, cursor = self._storage.read_trials(self._id, self._cursor)
             unknown = False
@@ -129,11 +139,18 @@ class Study:
             if unknown:  # another process defined parameters: learn their domains (rare, append-only)
                 for name, spec in self._storage.get_params(self._id).items():
                     self._params.setdefault(name, param_from_json(spec))
+            return changed
 
     def _put(self, r: TrialRecord) -> None:
         """Cache ``r``, keeping the counts by state and the best trial up to date in O(1)."""
         sign = 1.0 if self.direction == "minimize" else -1.0
         self._best = put_record(self._records, self._counts, self._best, r, sign)
+        if r.state is TrialState.FAILED:
+            if RETRIED_AS_KEY in r.system_attrs:
+                self._retried.add(r.number)
+                self._retry_candidates.discard(r.number)
+            elif is_retryable(r.reason):
+                self._retry_candidates.add(r.number)
 
     def history(self) -> History:
         """A fresh read-only snapshot for samplers, schedulers and analysis."""
@@ -186,7 +203,8 @@ class Study:
     @property
     def user_attrs(self) -> dict[str, Any]:
         """The study's user attributes."""
-        return dict(self._storage.get_study(self.name).user_attrs)
+        attrs = self._storage.get_study(self.name).user_attrs
+        return {k: v for k, v in attrs.items() if not k.startswith(SYSTEM_PREFIX)}
 
     def set_attr(self, key: str, value: Any) -> None:
         """Store a JSON-serialisable user attribute on the study."""
@@ -340,7 +358,7 @@ class Study:
         if self.scheduler is not None:  # model-based multi-fidelity: fit at the best-supported fidelity
             history = self.scheduler.for_sampler(history)
         space = self.space if self.space is not None else Space(dict(history.params))
-        rng = ask_rng(self.sampler.seed, len(history))
+        rng = ask_rng(self.sampler.seed, len(history), salt=self._salt)
         proposal = self.sampler.propose(history, space, 1, rng=rng)[0] if len(space) else {}
         fixed = dict(fixed or {})
         if self.space is not None:
@@ -354,12 +372,22 @@ class Study:
         )
         fixed = {**record.fixed, **fixed}
         params = dict(record.params)
+        curve: dict[int, float] = {}
+        resume_step = None
+        if RETRY_KEY in record.fixed:  # a retry of a trial lost to a dead worker: from its last checkpoint
+            from selftune._retries import restore_retry
+
+            curve, resume_step = restore_retry(self, record)
         if record.fixed and self.space is not None:
             # an enqueued trial: its fixed values win, the proposal fills in what it leaves open
             params = self._complete(proposal, fixed)
             self.space.validate(params)
             self._storage.set_trial_params(self._id, record.number, params)
-        return self._adopt(record, Trial(self, record.number, params=params, fixed=fixed, proposal=proposal), history)
+        trial = Trial(
+            self, record.number, params=params, fixed=fixed, proposal=proposal, intermediate=curve,
+            resume_step=resume_step,
+        )
+        return self._adopt(record, trial, history)
 
     def _complete(self, proposal: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
         """Merge ``fixed`` into a declared-space proposal and drop what the fixed values make inactive."""
@@ -423,6 +451,24 @@ class Study:
             self._forget(number)
         return self._fresh_record(number)
 
+    def _complete_live(self, trial: Trial, value: float) -> TrialRecord:
+        """Finish live ``trial`` COMPLETE with a checked, non-NaN ``value``; its record is built here, without
+        a read (the optimize loop's next refresh brings the stored one): one round trip less per trial."""
+        try:
+            self._storage.finish_trial(self._id, trial.number, TrialState.COMPLETE, value)
+        finally:
+            self._forget(trial.number)
+        with self._lock:
+            cached = self._records[trial.number] if trial.number < len(self._records) else None
+            base = cached if cached is not None else TrialRecord(number=trial.number, state=TrialState.RUNNING)
+            record = dataclasses.replace(
+                base, state=TrialState.COMPLETE, value=value, params=dict(trial._params),
+                intermediate=dict(trial._intermediate), user_attrs={**base.user_attrs, **trial._user_attrs},
+                finished_at=time.time(),
+            )
+            self._put(record)
+        return record
+
     def _forget(self, number: int) -> None:
         self._heartbeat.discard(number)
         with self._lock:
@@ -459,6 +505,10 @@ class Study:
         catch: type[BaseException] | Sequence[type[BaseException]] = (),
         callbacks: Iterable[Callable[[Study, TrialRecord], None]] = (),
         progress: bool = True,
+        workers: int = 1,
+        executor: str | Executor | None = None,
+        retries: int = 0,
+        trial_timeout: float | None = None,
     ) -> None:
         """Run ``objective(trial)`` until the study holds ``trials`` trials or ``timeout`` seconds pass.
 
@@ -467,11 +517,30 @@ class Study:
         Exceptions of a type in ``catch`` fail the trial and the study goes on; others fail the trial and
         are raised. Ctrl-C fails the running trial with reason "interrupted" and re-raises.
         ``callbacks`` are called as ``callback(study, record)`` after each trial.
-        """
-        from selftune._optimize import run_optimize
 
+        ``workers=k`` runs the objective in ``k`` worker processes sharing this study through its storage
+        (an SQLite file or PostgreSQL; the objective and sampler are sent to them with cloudpickle);
+        ``executor="ray"`` or a :class:`selftune.execution.RayExecutor` runs them as Ray tasks instead.
+        ``retries=n`` re-runs a trial up to ``n`` times when it is lost to the infrastructure (its worker
+        died or hung past ``trial_timeout`` seconds), from its last checkpoint if it saved one; a retried
+        failure does not count against ``trials``. An objective's own exception is never retried.
+        """
+        from selftune._optimize import check_run_args, run_optimize
+        from selftune.execution import resolve_executor
+
+        check_run_args(workers, retries, trial_timeout)
+        runner = resolve_executor(executor, workers, trial_timeout)
         self._heartbeat.start()  # the reaper runs on its timer even if the budget is already met
-        run_optimize(self, objective, trials, timeout, catch, callbacks, progress)
+        if runner is None:
+            run_optimize(
+                self, objective, trials, timeout, catch, callbacks, progress,
+                retries=retries, trial_timeout=trial_timeout,
+            )
+        else:
+            runner.run(
+                self, objective, trials, timeout=timeout, catch=catch, callbacks=callbacks, progress=progress,
+                retries=retries, trial_timeout=trial_timeout, workers=workers,
+            )
 
     def stop(self) -> None:
         """Ask a running :meth:`optimize` to stop after the current trial (safe from callbacks and threads)."""

@@ -386,7 +386,7 @@ def run_raytune_pbt(seed: int, settings: PBTSettings) -> PBTResult:
         grid = tuner.fit()
         seconds = time.perf_counter() - start_time
         finals = []
-        for r in grid:
+        for r in (grid[i] for i in range(len(grid))):
             m = r.metrics or {}
             if r.error is None and int(m.get("step", 0)) >= steps:
                 finals.append((float(m["valid"]), m))

@@ -12,6 +12,7 @@ The run spec (its loader and checks) lives in :mod:`selftune.cli._spec`, the out
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import traceback
@@ -36,6 +37,7 @@ from selftune.cli._format import (
     rank_complete,
 )
 from selftune.cli._spec import (
+    RUN_ATTR,
     RunSpec,
     import_objective,
     import_path,
@@ -344,6 +346,12 @@ def report(name: str, output: Path, storage: str | None) -> None:
               help="Stop starting trials after this many seconds; overrides the spec's `timeout`.")
 @click.option("--test-seeds", type=click.IntRange(min=0), default=None, metavar="N",
               help="Re-run the best trial on N test seeds afterwards (0: don't); overrides the spec's `test_seeds`.")
+@click.option("--workers", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Run trials in K local worker processes; overrides the spec's `workers`.")
+@click.option("--retries", type=click.IntRange(min=0), default=None, metavar="N",
+              help="Re-run a trial lost to a dead or hung worker up to N times; overrides the spec's `retries`.")
+@click.option("--trial-timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Fail a trial (and kill its worker) after this many seconds; overrides the spec's `trial_timeout`.")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 def run(
     spec_path: Path,
@@ -351,6 +359,9 @@ def run(
     trials: int | None,
     timeout: float | None,
     test_seeds: int | None,
+    workers: int | None,
+    retries: int | None,
+    trial_timeout: float | None,
     no_progress: bool,
 ) -> None:
     """Run (or resume) the study described by SPEC.yaml.
@@ -367,6 +378,9 @@ def run(
                                       # | pbt | pb2 (population based training)
     objective: my_objective:objective # module:function (required)
     test_seeds: 3                     # then re-run the best trial on 3 test seeds (default; 0: don't)
+    workers: 4                        # optional: 4 local worker processes (default 1: this process)
+    retries: 2                        # optional: re-run a trial lost to a dead or hung worker, twice at most
+    trial_timeout: 3600               # optional: kill a trial's worker after this many seconds
     space:                            # optional declared space
       C: {kind: float, low: 0.001, high: 1000, log: true}
       kernel: {kind: choice, choices: [rbf, linear]}
@@ -377,6 +391,9 @@ def run(
     mean with a 95% confidence interval is printed and kept as the study attribute `test_evaluation`:
     report that, not the best tuning value, which is biased upwards by the selection.
 
+    More workers can join from other processes or machines with `selftune worker STUDY --storage URL`
+    (the spec's objective, sampler, scheduler and budget are kept in the study for them).
+
     The objective's module is imported with the spec's directory and the working directory on sys.path.
     A relative SQLite path (sqlite:///selftune.db) is relative to the working directory. The objective
     gets a Trial; with a declared space, trial.params holds the values chosen for it.
@@ -384,6 +401,9 @@ def run(
     spec = load_spec(spec_path)
     budget = trials if trials is not None else spec.trials
     limit = timeout if timeout is not None else spec.timeout
+    n_workers = workers if workers is not None else spec.workers
+    n_retries = retries if retries is not None else spec.retries
+    t_limit = trial_timeout if trial_timeout is not None else spec.trial_timeout
     if budget is None and limit is None:
         raise spec_error(spec.path, "set `trials` (the study-wide budget) or `timeout`, or pass --trials")
     console = new_console()
@@ -407,9 +427,16 @@ def run(
             plan = f"budget {budget} trial(s)" if budget is not None else "no trial budget"
             if limit is not None:
                 plan += f", timeout {limit:g}s"
+            if n_workers > 1:
+                plan += f", {n_workers} workers"
             line(console, f"study {spec.study!r} ({spec.direction}) in {st.url}: {done} trial(s) so far; {plan}")
+            stored = dataclasses.replace(spec, trials=budget, timeout=limit, retries=n_retries, trial_timeout=t_limit)
+            study.set_attr(RUN_ATTR, stored.to_run_attr())  # for `selftune worker`
             try:
-                study.optimize(objective, trials=budget, timeout=limit, progress=not no_progress)
+                study.optimize(
+                    objective, trials=budget, timeout=limit, progress=not no_progress, workers=n_workers,
+                    retries=n_retries, trial_timeout=t_limit,
+                )
             except KeyboardInterrupt:
                 click.echo("interrupted: the running trial is recorded as FAILED; rerun to resume", err=True)
                 raise click.exceptions.Exit(130) from None
@@ -427,6 +454,60 @@ def run(
             n_test = test_seeds if test_seeds is not None else spec.test_seeds
             if n_test > 0 and any(r.state is TrialState.COMPLETE for r in study.trials):
                 _test_seeds(console, study, objective, n_test)
+
+
+@cli.command()
+@click.argument("name")
+@_storage_option()
+@click.option("--objective", default=None, metavar="MODULE:FUNCTION",
+              help="The objective, if the study was not started by `selftune run` (or to override it).")
+@click.option("--trials", type=click.IntRange(min=0), default=None,
+              help="Study-wide trial budget; overrides the one `selftune run` stored.")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
+              help="Local worker processes this command runs.")
+@click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
+def worker(
+    name: str, storage: str | None, objective: str | None, trials: int | None, workers: int, no_progress: bool
+) -> None:
+    """Join study NAME and run its trials until the study's trial budget is met.
+
+    Start it on any machine that reaches the storage (PostgreSQL for many machines); workers can come and go.
+    The objective, sampler, scheduler, budget, retries and trial timeout are those `selftune run` stored in
+    the study; the objective's module is imported from the spec's directory (if it exists here) and the
+    working directory.
+    """
+    with _open_study(storage, name) as study:
+        stored = dict(study.storage.get_study(name).user_attrs.get(RUN_ATTR) or {})
+        target = objective or stored.get("objective")
+        if not target:
+            raise Failure(
+                f"study {name!r} was not started by `selftune run`, so it does not say what to run: "
+                "pass --objective module:function"
+            )
+        budget = trials if trials is not None else stored.get("trials")
+        if budget is None:
+            raise Failure(f"study {name!r} has no stored trial budget: pass --trials N")
+        spec_dir = Path(stored.get("dir") or os.getcwd())
+        spec = RunSpec(path=spec_dir / "(selftune worker)", study=name, objective=target)
+        dirs = [d for d in (spec_dir, Path.cwd()) if d.is_dir()]
+        with import_path(*dirs):
+            fn = import_objective(spec)
+            study.sampler = make_sampler(stored.get("sampler") or "auto", stored.get("seed"))
+            sched = stored.get("scheduler")
+            if sched:
+                study.scheduler = RunSpec(path=spec.path, study=name, objective=target,
+                                          scheduler=(str(sched[0]), dict(sched[1]))).make_scheduler()
+            console = new_console()
+            line(console, f"worker joins study {name!r} in {study.storage.url}: budget {budget} trial(s)")
+            try:
+                study.optimize(
+                    fn, trials=budget, progress=not no_progress, workers=workers,
+                    retries=int(stored.get("retries") or 0), trial_timeout=stored.get("trial_timeout"),
+                )
+            except KeyboardInterrupt:
+                click.echo("interrupted: the running trial is recorded as FAILED", err=True)
+                raise click.exceptions.Exit(130) from None
+            _summary(console, study)
 
 
 def _test_seeds(console: Any, study: Study, objective: Callable[..., Any], n: int) -> None:

@@ -27,7 +27,7 @@ from selftune.samplers import Sampler
 from selftune.space import Space
 from selftune.storage._base import check_study_name
 
-__all__ = ["RunSpec", "SAMPLERS", "make_sampler", "load_spec", "yaml_load", "spec_error", "import_objective", "import_path"]
+__all__ = ["RUN_ATTR", "RunSpec", "SAMPLERS", "make_sampler", "load_spec", "yaml_load", "spec_error", "import_objective", "import_path"]
 
 #: spec `sampler.name` -> the sampler class's name in selftune.samplers (looked up on use: GP imports lazily)
 _SAMPLER_CLASSES = {
@@ -50,7 +50,10 @@ SAMPLERS = tuple(_SAMPLER_CLASSES)
 _DIRECTIONS = ("minimize", "maximize")
 _SPEC_KEYS = (
     "study", "storage", "direction", "trials", "timeout", "sampler", "scheduler", "objective", "space", "test_seeds",
+    "workers", "retries", "trial_timeout",
 )
+#: the study attribute where `selftune run` keeps what `selftune worker` needs to join the study
+RUN_ATTR = "selftune:run"
 #: how many test seeds ``selftune run`` re-runs the best trial on, unless the spec says otherwise
 DEFAULT_TEST_SEEDS = 3
 
@@ -85,6 +88,21 @@ class RunSpec:
     test_seeds: int = DEFAULT_TEST_SEEDS
     #: the scheduler's name and keyword arguments, or None
     scheduler: tuple[str, dict[str, Any]] | None = None
+    #: local worker processes (1: the objective runs in the `selftune run` process)
+    workers: int = 1
+    #: re-runs of a trial lost to a dead or hung worker
+    retries: int = 0
+    #: seconds after which a trial's worker is killed and the trial fails (None: no limit)
+    trial_timeout: float | None = None
+
+    def to_run_attr(self) -> dict[str, Any]:
+        """What `selftune worker` needs to join this study from another process or machine (JSON)."""
+        return {
+            "objective": self.objective, "dir": str(self.path.resolve().parent), "trials": self.trials,
+            "timeout": self.timeout, "sampler": self.sampler, "seed": self.seed,
+            "scheduler": None if self.scheduler is None else [self.scheduler[0], self.scheduler[1]],
+            "retries": self.retries, "trial_timeout": self.trial_timeout,
+        }
 
     def make_scheduler(self) -> Any:
         """The early-stopping scheduler the spec names, or None."""
@@ -194,13 +212,23 @@ def load_spec(path: str | os.PathLike[str]) -> RunSpec:
     test_seeds = data.get("test_seeds", DEFAULT_TEST_SEEDS)
     if not (_is_int(test_seeds) and test_seeds >= 0):
         raise spec_error(path, f"`test_seeds` must be an integer >= 0 (0: no test-seed evaluation), got {test_seeds!r}")
+    workers = data.get("workers", 1)
+    if not (_is_int(workers) and workers >= 1):
+        raise spec_error(path, f"`workers` must be an integer >= 1 (local worker processes), got {workers!r}")
+    retries = data.get("retries", 0)
+    if not (_is_int(retries) and retries >= 0):
+        raise spec_error(path, f"`retries` must be an integer >= 0, got {retries!r}")
+    trial_timeout = data.get("trial_timeout")
+    if trial_timeout is not None and not (_is_number(trial_timeout) and trial_timeout > 0 and math.isfinite(trial_timeout)):
+        raise spec_error(path, f"`trial_timeout` must be a number of seconds > 0, got {trial_timeout!r}")
     sampler, seed = _check_sampler(path, data.get("sampler", "auto"))
     space = _check_space(path, data["space"]) if data.get("space") is not None else None
     scheduler = _check_scheduler(path, data.get("scheduler"))
     return RunSpec(
         path=path, study=study, objective=f"{mod}:{func}", storage=storage, direction=direction,
         trials=trials, timeout=None if timeout is None else float(timeout), sampler=sampler, seed=seed, space=space,
-        scheduler=scheduler, test_seeds=int(test_seeds),
+        scheduler=scheduler, test_seeds=int(test_seeds), workers=int(workers), retries=int(retries),
+        trial_timeout=None if trial_timeout is None else float(trial_timeout),
     )
 
 
