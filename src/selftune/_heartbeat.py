@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 
@@ -20,6 +21,12 @@ class Heartbeat:
     any trial of the study (whoever ran it) whose heartbeat is older than ``grace`` seconds.
 
     ``on_lost(number)`` is called for a trial of ours that the storage no longer holds as RUNNING.
+
+    The reaper runs only after ``grace`` seconds of uninterrupted storage access: from the first round, after
+    a round failed or came more than ``grace`` after the one before (this thread stalled, or a storage call
+    blocked), and after the storage reconnected (its ``reconnected_at``, plus its ``backoff_max``: the longest
+    another process may sleep before it retries and finds the server back). After an outage every process
+    missed heartbeats; by the time this one reaps, each live process has had a grace period to beat again.
     """
 
     def __init__(
@@ -39,6 +46,9 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._last_round: float | None = None  # monotonic start of the last round whose storage calls worked
+        self._ok_since = 0.0  # monotonic start of the current stretch of uninterrupted storage access
+        self._seen_back = float("-inf")  # the storage's last ``reconnected_at`` this thread took into account
 
     def add(self, number: int) -> None:
         """Start beating for trial ``number``; starts the thread on first use."""
@@ -63,12 +73,23 @@ class Heartbeat:
 
     def tick(self) -> list[int]:
         """One round of heartbeats and reaping; returns the trials reaped."""
+        start = time.monotonic()
+        if self._last_round is None or start - self._last_round > self.grace:
+            self._ok_since = max(self._ok_since, start)
+        self._last_round = None  # until this round's storage calls worked
         with self._lock:
             numbers = sorted(self._numbers)
         if numbers:
             for n in self._storage.heartbeat(self._study_id, numbers):
                 self.discard(n)
                 self._on_lost(n)
+        back = getattr(self._storage, "reconnected_at", None)
+        if back is not None and back > self._seen_back:  # an outage ended since the last round
+            self._seen_back = back
+            self._ok_since = max(self._ok_since, back + getattr(self._storage, "backoff_max", 0.0))
+        self._last_round = start
+        if time.monotonic() - self._ok_since < self.grace:
+            return []  # others may not have beaten since their storage came back
         reaped = self._storage.reap(self._study_id, self.grace)
         if reaped:
             logger.warning("marked %d trial(s) FAILED after their heartbeat was lost: %s", len(reaped), reaped)

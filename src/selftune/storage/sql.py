@@ -184,6 +184,8 @@ class SQLStorage(Storage):
     #: ``time.monotonic()`` when an operation last succeeded after this storage had lost its connection
     #: (None: never lost); the heartbeat thread waits a grace period of working storage after it to reap
     reconnected_at: float | None = None
+    #: the longest sleep between two reconnection attempts (seconds)
+    backoff_max: float = BACKOFF_MAX
 
     def __init__(self, url: str, *, busy_timeout: float = 60.0, reconnect_timeout: float | None = None) -> None:
         """``reconnect_timeout``: how long (seconds) an operation on PostgreSQL keeps reconnecting after its
