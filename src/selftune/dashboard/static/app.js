@@ -56,12 +56,10 @@ function loadPlotly() {
 }
 
 function nextPaint() {
-  // resolves once the page has painted what it holds (or after 100 ms in a hidden tab, where frames stop)
-  return new Promise((resolve) => {
-    const done = () => setTimeout(resolve, 0);
-    requestAnimationFrame(done);
-    setTimeout(done, 100);
-  });
+  // resolves once the page has painted what it holds: the second animation frame from now (a hidden tab
+  // has no frames: there, at once)
+  if (document.hidden) return Promise.resolve();
+  return new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(() => resolve())));
 }
 
 // -- a preview of a figure without Plotly ------------------------------------------------------------------
