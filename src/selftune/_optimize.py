@@ -22,7 +22,7 @@ from selftune.exceptions import (
     TrialStateError,
 )
 from selftune.schedulers import Action
-from selftune.storage._base import TRIAL_TIMEOUT
+from selftune.storage._base import TRIAL_TIMEOUT, BudgetSpentError
 from selftune.trial import Trial, TrialRecord, TrialState, check_value
 
 if TYPE_CHECKING:
@@ -120,7 +120,11 @@ def run_optimize(
             if trial is None:
                 if spent:
                     break
-                trial = study._ask(history)
+                try:
+                    trial = study._ask(history, budget=trials)
+                except BudgetSpentError:
+                    continue  # other workers started the last trials: the next round sees it and ends
+
             record = _run_trial(study, trial, objective, kinds, trial_timeout)
             if record is None:
                 continue

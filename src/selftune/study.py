@@ -354,7 +354,7 @@ class Study:
         self._heartbeat.add(record.number)
         return trial
 
-    def _ask(self, history: History, fixed: Mapping[str, Any] | None = None) -> Trial:
+    def _ask(self, history: History, fixed: Mapping[str, Any] | None = None, budget: int | None = None) -> Trial:
         if self.scheduler is not None:  # model-based multi-fidelity: fit at the best-supported fidelity
             history = self.scheduler.for_sampler(history)
         space = self.space if self.space is not None else Space(dict(history.params))
@@ -369,6 +369,7 @@ class Study:
             self.worker,
             params=proposal if self.space is not None else None,
             claim=self._count(TrialState.WAITING) > 0,  # just read: skip the probe when none wait
+            budget=budget,  # BudgetSpentError if other workers used it up since the read
         )
         fixed = {**record.fixed, **fixed}
         params = dict(record.params)

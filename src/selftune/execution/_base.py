@@ -156,6 +156,21 @@ class Executor(ABC):
         stopping = False
         handles: dict[str, Any] = {}  # tag -> handle, live workers only
         first_seen: dict[int, tuple[str, float]] = {}  # running trial -> (worker tag, when the driver saw it)
+
+        def refresh() -> None:
+            """Read what changed; note which worker runs what, and call the callbacks for finished trials."""
+            for r in study._refresh():
+                if r.state is TrialState.RUNNING and r.worker:
+                    tag = r.worker.rsplit(":", 1)[-1]
+                    if tag in handles and (r.number not in first_seen or first_seen[r.number][0] != tag):
+                        first_seen[r.number] = (tag, time.monotonic())
+                else:
+                    first_seen.pop(r.number, None)
+                if r.state in _FINISHED and r.number not in called_back:
+                    called_back.add(r.number)
+                    for cb in callbacks:
+                        cb(study, r)
+
         self._setup()
         try:
             with Progress(enabled=progress, total=trials, timeout=timeout, direction=study.direction) as bar:
@@ -164,18 +179,7 @@ class Executor(ABC):
                     handles[spec.tag] = self._start(spec, data)
                 while handles:
                     time.sleep(self.poll_interval)
-                    changed = study._refresh()
-                    for r in changed:
-                        if r.state is TrialState.RUNNING and r.worker:
-                            tag = r.worker.rsplit(":", 1)[-1]
-                            if tag in handles and (r.number not in first_seen or first_seen[r.number][0] != tag):
-                                first_seen[r.number] = (tag, time.monotonic())
-                        else:
-                            first_seen.pop(r.number, None)
-                        if r.state in _FINISHED and r.number not in called_back:
-                            called_back.add(r.number)
-                            for cb in callbacks:
-                                cb(study, r)
+                    refresh()
                     if retries and study._retry_candidates:
                         enqueue_retries(study, retries + 1)
                     if study._stop_flag.is_set() and not stopping:
@@ -208,9 +212,12 @@ class Executor(ABC):
                         for number in lost:
                             self._fail(study, number, f"{WORKER_DIED} ({ended.why})")
                             first_seen.pop(number, None)
-                        self._fail_stragglers(study, tag, ended.why)
+                        refresh()  # trials it started just before it died, not seen yet
+                        for r in study._records:
+                            if r is not None and r.state is TrialState.RUNNING and r.worker and r.worker.endswith(":" + tag):
+                                self._fail(study, r.number, f"{WORKER_DIED} ({ended.why})")
                         logger.warning("worker %s died (%s)%s", tag, ended.why, f"; trial(s) {lost} FAILED" if lost else "")
-                        if stopping or not self._work_left(study, trials, retries, start, timeout):
+                        if stopping or not self._work_left(study, refresh, trials, retries, start, timeout):
                             continue
                         restarts += 1
                         if restarts > max_restarts:
@@ -220,13 +227,13 @@ class Executor(ABC):
                             )
                         spec, data = spec_for()
                         handles[spec.tag] = self._start(spec, data)
-                    if not handles and not stopping and self._work_left(study, trials, retries, start, timeout):
+                    if not handles and not stopping and self._work_left(study, refresh, trials, retries, start, timeout):
                         # the last worker ended, then a trial failed late (killed at its timeout) and was retried
                         spec, data = spec_for()
                         handles[spec.tag] = self._start(spec, data)
                     best = study._best
                     bar.update(budget_used(study), None if best is None else best.value)
-                study._refresh()
+                refresh()
                 best = study._best
                 bar.update(budget_used(study), None if best is None else best.value)
         except BaseException:
@@ -243,14 +250,17 @@ class Executor(ABC):
             )
 
     @staticmethod
-    def _work_left(study: Study, trials: int | None, retries: int, start: float, timeout: float | None) -> bool:
+    def _work_left(
+        study: Study, refresh: Callable[[], None], trials: int | None, retries: int, start: float,
+        timeout: float | None,
+    ) -> bool:
         """Whether a (replacement) worker would have something to do: budget left (retries enqueued first)."""
         if timeout is not None and time.monotonic() - start >= timeout:
             return False
-        study._refresh()
+        refresh()
         if retries and study._retry_candidates:
             enqueue_retries(study, retries + 1)
-            study._refresh()
+            refresh()
         return trials is None or budget_used(study) < trials
 
     def _fail(self, study: Study, number: int, reason: str) -> None:
@@ -258,9 +268,3 @@ class Executor(ABC):
             study._storage.finish_trial(study._id, number, TrialState.FAILED, None, reason)
         except TrialStateError:
             pass  # it finished meanwhile, or the reaper got it first
-
-    def _fail_stragglers(self, study: Study, tag: str, why: str) -> None:
-        """Trials the dead worker started that the driver had not seen yet (started just before it died)."""
-        for r in study._refresh():
-            if r.state is TrialState.RUNNING and r.worker and r.worker.rsplit(":", 1)[-1] == tag:
-                self._fail(study, r.number, f"{WORKER_DIED} ({why})")

@@ -10,13 +10,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from selftune.exceptions import InvalidParameterError, InvalidValueError, TrialStateError
+from selftune.exceptions import InvalidParameterError, InvalidValueError, SelftuneError, TrialStateError
 from selftune.schedule import SEED_KEY, SYSTEM_PREFIX
 from selftune.trial import TrialRecord, TrialState
 
 __all__ = [
     "Storage", "StudyInfo", "StudySummary", "check_study_name", "dumps", "loads", "HEARTBEAT_LOST", "RETRY_KEY",
-    "RETRIED_AS_KEY", "is_retryable", "retry_fixed",
+    "RETRIED_AS_KEY", "is_retryable", "retry_fixed", "BudgetSpentError",
 ]
 
 HEARTBEAT_LOST = "heartbeat lost: the worker stopped sending heartbeats (killed, crashed or hung)"
@@ -137,6 +137,10 @@ def finished_error(number: int, state: TrialState, reason: str | None) -> TrialS
     return TrialStateError(f"trial {number} is {state}, not RUNNING; it cannot be changed")
 
 
+class BudgetSpentError(SelftuneError):
+    """``start_trial(..., budget=n)`` found ``n`` trials started already: nothing was started."""
+
+
 def is_retryable(reason: str | None) -> bool:
     """Whether a FAILED trial's reason is the infrastructure's (lost worker, timeout), not the objective's."""
     return reason is not None and reason.startswith(RETRYABLE_REASONS)
@@ -209,12 +213,20 @@ class Storage(ABC):
 
     @abstractmethod
     def start_trial(
-        self, study_id: int, worker: str, params: Mapping[str, Any] | None = None, *, claim: bool = True
+        self,
+        study_id: int,
+        worker: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        claim: bool = True,
+        budget: int | None = None,
     ) -> TrialRecord:
         """Take the oldest WAITING trial (exactly one worker gets it) or create a new RUNNING one.
 
         ``params`` are written only when a new trial is created. ``claim=False`` skips looking for WAITING
-        trials (a caller that has just read none).
+        trials (a caller that has just read none). With ``budget``, in the same transaction: raise
+        :class:`BudgetSpentError` if the study has ``budget`` started trials already (every trial that is not
+        WAITING, less FAILED trials a retry replaces), so concurrent workers never overshoot a study's budget.
         """
 
     @abstractmethod

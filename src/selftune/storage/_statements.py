@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from selftune.storage import _schema as S
+from selftune.storage._base import RETRIED_AS_KEY
 from selftune.trial import TrialState
 
 __all__ = ["Statements"]
@@ -33,6 +34,17 @@ class Statements:
             .where(t.study_id == b("b_sid"), t.number == b("b_number"), t.state == running)
             .values(seq=b("b_seq"))
             .returning(t.id)
+        )
+        a = S.trial_attrs.c
+        # trials that do not count against a budget: WAITING ones, and FAILED ones a retry replaces
+        self.unstarted = sa.select(
+            sa.select(sa.func.count())
+            .where(t.study_id == b("b_sid"), t.state == TrialState.WAITING.value)
+            .scalar_subquery(),
+            sa.select(sa.func.count())
+            .select_from(S.trials.join(S.trial_attrs, a.trial_id == t.id))
+            .where(t.study_id == b("b_sid"), t.state == TrialState.FAILED.value, a.key == RETRIED_AS_KEY)
+            .scalar_subquery(),
         )
         self.first_waiting = (
             sa.select(t.id)

@@ -18,6 +18,7 @@ from selftune.exceptions import (
 from selftune.storage._base import (
     HEARTBEAT_LOST,
     RETRIED_AS_KEY,
+    BudgetSpentError,
     Storage,
     StudyInfo,
     StudySummary,
@@ -202,11 +203,25 @@ class MemoryStorage(Storage):
             return t.record
 
     def start_trial(
-        self, study_id: int, worker: str, params: Mapping[str, Any] | None = None, *, claim: bool = True
+        self,
+        study_id: int,
+        worker: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        claim: bool = True,
+        budget: int | None = None,
     ) -> TrialRecord:
         with self._lock:
             s = self._study(study_id)
             now = time.time()
+            if budget is not None:
+                started = sum(
+                    t.state is not TrialState.WAITING
+                    and not (t.state is TrialState.FAILED and RETRIED_AS_KEY in t.fields["system_attrs"])
+                    for t in s.trials
+                )
+                if started >= budget:
+                    raise BudgetSpentError(f"study {s.info.name!r} has {started} started trials (budget {budget})")
             while claim and s.waiting:
                 t = s.trials[s.waiting.pop(0)]
                 if t.state is TrialState.WAITING:

@@ -76,6 +76,7 @@ from selftune.storage import _schema as S
 from selftune.storage._base import (
     HEARTBEAT_LOST,
     RETRIED_AS_KEY,
+    BudgetSpentError,
     Storage,
     StudyInfo,
     StudySummary,
@@ -652,7 +653,13 @@ class SQLStorage(Storage):
         return TrialRecord(number=number, state=TrialState.WAITING, created_at=now, fixed=loads(text))
 
     def start_trial(
-        self, study_id: int, worker: str, params: Mapping[str, Any] | None = None, *, claim: bool = True
+        self,
+        study_id: int,
+        worker: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        claim: bool = True,
+        budget: int | None = None,
     ) -> TrialRecord:
         t = S.trials.c
         now = time.time()
@@ -666,6 +673,12 @@ class SQLStorage(Storage):
             if mine is not None:
                 return mine
             with self._tx(call, write=True) as conn:
+                if budget is not None:
+                    _, next_number = self._bump(conn, study_id)  # the study's lock first: the check holds
+                    waiting, retried = conn.execute(self._q.unstarted, {"b_sid": study_id}).one()
+                    started = next_number - int(waiting) - int(retried)
+                    if started >= budget:
+                        raise BudgetSpentError(f"study id {study_id} has {started} started trials (budget {budget})")
                 while claim:
                     waiting = conn.execute(self._q.first_waiting, {"b_sid": study_id}).scalar()
                     if waiting is None:

@@ -24,7 +24,7 @@ from selftune.exceptions import (
     TrialNotFoundError,
     TrialStateError,
 )
-from selftune.storage._base import HEARTBEAT_LOST, RETRIED_AS_KEY, RETRY_KEY, Storage
+from selftune.storage._base import HEARTBEAT_LOST, RETRIED_AS_KEY, RETRY_KEY, BudgetSpentError, Storage
 from selftune.trial import TrialState
 
 __all__ = ["StorageConformance", "HOSTILE_NAMES"]
@@ -413,6 +413,47 @@ class StorageConformance:
         assert sum(r is not None for r in got) == 1
         records, _ = storage.read_trials(study_id, 0)
         assert [r.state for r in records] == [TrialState.FAILED, TrialState.WAITING]
+
+    def test_budget_is_checked_in_the_start_transaction(self, storage: Storage, study_id: int) -> None:
+        a = storage.start_trial(study_id, "w", budget=1).number
+        storage.finish_trial(study_id, a, TrialState.FAILED, reason=HEARTBEAT_LOST)
+        storage.enqueue_trial(study_id, {"x": 1})  # WAITING: not started, does not count
+        storage.start_trial(study_id, "w", claim=False, budget=2)
+        retry = storage.retry_trial(study_id, a, max_attempts=2)  # the retried failure stops counting
+        assert retry is not None
+        assert storage.start_trial(study_id, "w", budget=2).fixed == {"x": 1}  # 1 started + this = 2
+        with pytest.raises(BudgetSpentError, match="budget 2"):
+            storage.start_trial(study_id, "w", budget=2)
+        claimed = storage.start_trial(study_id, "w", budget=3)  # the retry is claimed within a larger budget
+        assert claimed.number == retry.number
+        with pytest.raises(BudgetSpentError):
+            storage.start_trial(study_id, "w", claim=False, budget=3)
+        records, _ = storage.read_trials(study_id, 0)
+        assert len(records) == 4  # the refused calls started nothing
+
+    def test_threads_never_overshoot_the_budget(self, storage: Storage, study_id: int) -> None:
+        started: list[int] = []
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                while True:
+                    try:
+                        n = storage.start_trial(study_id, threading.current_thread().name, budget=30).number
+                    except BudgetSpentError:
+                        return
+                    started.append(n)
+                    storage.finish_trial(study_id, n, TrialState.COMPLETE, 0.0)
+            except BaseException as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert sorted(started) == list(range(30))
 
     # -- concurrency ------------------------------------------------------------------------------------
     def test_threads_get_unique_dense_numbers(self, storage: Storage, study_id: int) -> None:
