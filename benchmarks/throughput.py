@@ -1,0 +1,955 @@
+"""Throughput with many workers (issue 5): selftune's worker processes against Optuna (threads, and processes
+sharing an RDB study) and Ray Tune, in the same run; and the per-trial cost as a study grows.
+
+Measures, for k workers (``--workers``, default 1 2 4 8), two objectives (``trivial``: one float parameter ``x`` in
+[-10, 10], returns ``x**2``; ``sleep``: the same after ``time.sleep(0.1)``) and two storages (an SQLite file and
+PostgreSQL), trials per second of:
+
+- selftune: ``study.optimize(objective, trials=N, workers=k)`` (k local worker processes; k = 1 runs in-process);
+- Optuna, threads: ``study.optimize(objective, n_trials=N, n_jobs=k)`` on the same kind of RDB storage;
+- Optuna, processes: k fresh interpreters, each ``optuna.load_study(...).optimize(n_trials=its share of N)`` on
+  one shared RDB study;
+- Ray Tune: ``Tuner(num_samples=N, max_concurrent_trials=k)``, random search (no SQL storage: run once per k and
+  objective, shown in both storages' tables).
+
+Each cell is one run on a fresh study (a fresh SQLite file or PostgreSQL database), random sampling everywhere.
+"total" is completed trials over the wall time of the whole call (worker start-up included); "steady" is the
+rate between the 10% and the 90% finished marks (from the trials' stored finish times). Every cell stops
+starting trials after ``cap`` seconds (Optuna's and selftune's ``timeout``, Ray Tune's ``time_budget_s``).
+
+Then the cost of one trial (single process, trivial objective, random sampler) when 1,000, 10,000 and 20,000
+trials are stored: a fresh study handle runs 10 trials (timed apart: it reads the stored trials once), then a
+window of 200 trials is timed.
+
+Writes (or replaces) the section ``## Throughput`` of ``docs/benchmarks.md`` (``--out`` for another file); the
+rest of that file is left alone. ``--quick`` is a smoke run with small sizes; it writes nothing unless ``--out``
+is given.
+
+    python benchmarks/throughput.py                     # full run (about 20 minutes on 2 cores)
+    python benchmarks/throughput.py --quick --storages sqlite --workers 1 2 --no-ray --out /tmp/t.md
+
+PostgreSQL: ``--pg`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) must allow CREATE
+DATABASE; the benchmark creates throwaway databases there and drops them at the end.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import platform  # noqa: E402
+import random  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import sqlite3  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+import uuid  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Iterator, Sequence  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTION = "## Throughput"
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_FAST_FILL = "options=-c%20synchronous_commit%3Doff"  # only for filling: commits without waiting for fsync
+LOW, HIGH = -10.0, 10.0
+SLEEP = 0.1  # seconds, the sleep objective
+OBJECTIVES = ("trivial", "sleep")
+STORAGES = ("sqlite", "postgresql")
+LIBS = ("selftune", "optuna-threads", "optuna-procs", "raytune")
+LIB_NAMES = {
+    "selftune": "selftune (worker processes)",
+    "optuna-threads": "Optuna, threads (`n_jobs=k`)",
+    "optuna-procs": "Optuna, k processes",
+    "raytune": "Ray Tune (no storage)",
+}
+STORAGE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+@dataclass(frozen=True)
+class Config:
+    trivial_trials: int  # N for the trivial objective, every k
+    sleep_per_worker: int  # N = this × k for the sleep objective
+    cap: float  # seconds after which a trivial-objective cell starts no more trials
+    cap_sleep: float  # the same for the sleep objective (8 fresh interpreters can take seconds to start)
+    sizes: tuple[int, ...]  # stored trials for the per-trial cost
+    window: int  # trials timed at each size
+    window_cap: float  # seconds: a slower window is cut short (its per-trial time is still exact)
+
+
+FULL = Config(trivial_trials=1000, sleep_per_worker=30, cap=30.0, cap_sleep=60.0, sizes=(1000, 10000, 20000),
+              window=200, window_cap=20.0)
+QUICK = Config(trivial_trials=60, sleep_per_worker=5, cap=20.0, cap_sleep=20.0, sizes=(50, 150), window=20,
+               window_cap=5.0)
+
+
+def _quiet() -> None:
+    logging.getLogger("selftune").setLevel(logging.ERROR)
+    with contextlib.suppress(ImportError):
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        optuna.logging.disable_default_handler()
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+# -- objectives (module level: cloudpickled by value to selftune's workers when this is __main__) ----------------
+def st_trivial(trial: Any) -> float:
+    x = trial.float("x", LOW, HIGH)
+    return x * x
+
+
+def st_sleep(trial: Any) -> float:
+    x = trial.float("x", LOW, HIGH)
+    time.sleep(SLEEP)
+    return x * x
+
+
+def op_trivial(trial: Any) -> float:
+    x = trial.suggest_float("x", LOW, HIGH)
+    return x * x
+
+
+def op_sleep(trial: Any) -> float:
+    x = trial.suggest_float("x", LOW, HIGH)
+    time.sleep(SLEEP)
+    return x * x
+
+
+ST_OBJECTIVES = {"trivial": st_trivial, "sleep": st_sleep}
+OP_OBJECTIVES = {"trivial": op_trivial, "sleep": op_sleep}
+
+
+# -- results --------------------------------------------------------------------------------------------------
+@dataclass
+class Cell:
+    """One measurement: ``lib`` with ``workers`` workers on ``storage`` (None for Ray Tune)."""
+
+    lib: str
+    storage: str | None
+    objective: str
+    workers: int
+    asked: int  # N
+    completed: int = 0
+    wall: float = 0.0  # seconds, the whole call
+    steady: float | None = None  # trials/s between the 10% and 90% finished marks
+    error: str | None = None
+
+    @property
+    def total(self) -> float | None:
+        return self.completed / self.wall if self.wall > 0 and self.completed else None
+
+
+@dataclass
+class Growth:
+    """Per-trial cost of ``lib`` on ``storage`` with ``size`` trials stored."""
+
+    lib: str
+    storage: str
+    size: int
+    first: float = 0.0  # seconds, 10 trials on a fresh handle (reads the stored trials once)
+    per_trial: float | None = None  # seconds per trial over the window
+    timed: int = 0  # trials in the window
+    fill: float = 0.0  # seconds spent filling to ``size`` (not part of the measurement)
+    error: str | None = None
+
+
+def steady_rate(finished: Sequence[float]) -> float | None:
+    """Trials per second between the 10% and the 90% finished marks (None with too few trials)."""
+    ts = sorted(finished)
+    if len(ts) < 5:
+        return None
+    i, j = int(0.1 * (len(ts) - 1)), int(0.9 * (len(ts) - 1))
+    span = ts[j] - ts[i]
+    return (j - i) / span if span > 0 else None
+
+
+# -- storages -------------------------------------------------------------------------------------------------
+class Databases:
+    """Throwaway PostgreSQL databases on the server at ``admin_url`` and SQLite files in a temporary
+    directory, all removed by :meth:`close`."""
+
+    def __init__(self, admin_url: str | None) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="selftune-throughput-"))
+        self.names: list[str] = []
+        self.engine: Any = None
+        self.base = ""
+        if admin_url is not None:
+            import sqlalchemy as sa
+
+            self.base = admin_url.rsplit("/", 1)[0]
+            self.engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+
+    def new(self, storage: str, tag: str) -> str:
+        name = f"bench_tp_{tag.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+        if storage == "sqlite":
+            return f"sqlite:///{self.tmp / (name + '.db')}"
+        assert self.engine is not None, "PostgreSQL was not requested"
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        self.names.append(name)
+        return f"{self.base}/{name}"
+
+    def drop(self, url: str) -> None:
+        """Drop one database (or SQLite file) made by :meth:`new`."""
+        name = url.rsplit("/", 1)[-1]
+        if url.startswith("sqlite"):
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    Path(url.removeprefix("sqlite:///") + suffix).unlink()
+            return
+        if name in self.names:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.names.remove(name)
+
+    def server_version(self) -> str:
+        if self.engine is None:
+            return "not measured"
+        with self.engine.connect() as conn:
+            return str(conn.exec_driver_sql("SHOW server_version").scalar())
+
+    def close(self) -> None:
+        if self.engine is not None:
+            with self.engine.connect() as conn:
+                for name in self.names:
+                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self.engine.dispose()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _fast_url(url: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{PG_FAST_FILL}" if url.startswith("postgresql") else url
+
+
+def _analyze(url: str) -> None:
+    """Fresh planner statistics after a fast fill (as autovacuum would give a study that grew this much)."""
+    if not url.startswith("postgresql"):
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    engine.dispose()
+
+
+# -- the cells ------------------------------------------------------------------------------------------------
+def selftune_cell(url: str, objective: str, n: int, k: int, cap: float) -> Cell:
+    import selftune
+
+    cell = Cell("selftune", None, objective, k, n)
+    study = selftune.create_study(f"tp-{uuid.uuid4().hex[:8]}", storage=url, sampler=selftune.RandomSampler(seed=0))
+    try:
+        t0 = time.perf_counter()
+        study.optimize(ST_OBJECTIVES[objective], trials=n, workers=k, progress=False, timeout=cap)
+        cell.wall = time.perf_counter() - t0
+        done = [r.finished_at for r in study.trials if r.state is selftune.TrialState.COMPLETE]
+    finally:
+        study.close()
+        study.storage.close()
+    cell.completed = len(done)
+    cell.steady = steady_rate([t for t in done if t is not None])
+    return cell
+
+
+def _optuna_finished(study: Any) -> list[float]:
+    import optuna
+
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return [t.datetime_complete.timestamp() for t in trials if t.datetime_complete is not None]
+
+
+def _optuna_dispose(study: Any) -> None:
+    with contextlib.suppress(Exception):
+        study._storage._backend.engine.dispose()  # the RDBStorage behind Optuna's cache
+
+
+def optuna_threads_cell(url: str, objective: str, n: int, k: int, cap: float) -> Cell:
+    import optuna
+
+    cell = Cell("optuna-threads", None, objective, k, n)
+    study = optuna.create_study(
+        study_name=f"tp-{uuid.uuid4().hex[:8]}", storage=url, sampler=optuna.samplers.RandomSampler(seed=0)
+    )
+    try:
+        t0 = time.perf_counter()
+        study.optimize(OP_OBJECTIVES[objective], n_trials=n, n_jobs=k, timeout=cap)
+        cell.wall = time.perf_counter() - t0
+        done = _optuna_finished(study)
+    finally:
+        _optuna_dispose(study)
+    cell.completed = len(done)
+    cell.steady = steady_rate(done)
+    return cell
+
+
+def optuna_procs_cell(url: str, objective: str, n: int, k: int, cap: float) -> Cell:
+    """k fresh interpreters, each optimising its share of ``n`` trials of one RDB study (a per-process share is
+    Optuna's cheapest way to split a budget; ``MaxTrialsCallback`` reads the trials after each one)."""
+    import optuna
+
+    cell = Cell("optuna-procs", None, objective, k, n)
+    name = f"tp-{uuid.uuid4().hex[:8]}"
+    _optuna_dispose(optuna.create_study(study_name=name, storage=url))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    shares = [n // k + (1 if i < n % k else 0) for i in range(k)]
+    t0 = time.perf_counter()
+    deadline = time.time() + cap
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--optuna-worker", url, name, str(share), objective, str(i), repr(deadline)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )
+        for i, share in enumerate(shares)
+    ]
+    errors = []
+    try:
+        for p in procs:
+            _, err = p.communicate(timeout=cap + 300)
+            if p.returncode != 0:
+                errors.append(f"exit {p.returncode}: {err.strip().splitlines()[-1] if err.strip() else ''}")
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    cell.wall = time.perf_counter() - t0
+    study = optuna.load_study(study_name=name, storage=url)
+    done = _optuna_finished(study)
+    _optuna_dispose(study)
+    cell.completed = len(done)
+    cell.steady = steady_rate(done)
+    if errors:
+        cell.error = f"{len(errors)} of {k} processes failed ({errors[0]})"
+    return cell
+
+
+def optuna_worker_main(url: str, name: str, n: int, objective: str, index: int, deadline: float) -> int:
+    """One process of :func:`optuna_procs_cell`."""
+    _quiet()
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=url, sampler=optuna.samplers.RandomSampler(seed=index))
+    left = deadline - time.time()
+    if left > 0:
+        study.optimize(OP_OBJECTIVES[objective], n_trials=n, timeout=left)
+    _optuna_dispose(study)
+    return 0
+
+
+def ray_trainable(config: dict[str, Any]) -> None:
+    from ray import tune
+
+    x = config["x"]
+    if config["sleep"]:
+        time.sleep(config["sleep"])
+    tune.report({"loss": x * x, "t": time.time()})
+
+
+def ray_main(k: int, jobs: list[tuple[str, int]], cap: float, cap_sleep: float) -> int:
+    """Ray Tune cells for ``k`` workers, one per (objective, N) in ``jobs``: one JSON line per cell on stdout."""
+    logging.disable(logging.WARNING)
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+    from ray import tune
+
+    ray.init(num_cpus=max(k, 2), include_dashboard=False, object_store_memory=100 * 2**20, log_to_driver=False,
+             logging_level=logging.ERROR)
+    tmp = tempfile.mkdtemp(prefix="selftune-ray-")
+    try:
+        for objective, n in jobs:
+            cell = Cell("raytune", None, objective, k, n)
+            try:
+                tuner = tune.Tuner(
+                    ray_trainable,
+                    param_space={"x": tune.uniform(LOW, HIGH), "sleep": SLEEP if objective == "sleep" else 0.0},
+                    tune_config=tune.TuneConfig(
+                        num_samples=n, max_concurrent_trials=k,
+                        time_budget_s=cap if objective == "trivial" else cap_sleep, metric="loss", mode="min",
+                        reuse_actors=True, search_alg=tune.search.BasicVariantGenerator(random_state=0),
+                    ),
+                    run_config=tune.RunConfig(storage_path=tmp, name=f"{objective}-{k}", verbose=0),
+                )
+                t0 = time.perf_counter()
+                grid = tuner.fit()
+                cell.wall = time.perf_counter() - t0
+                results = [grid[i] for i in range(len(grid))]
+                done = [r.metrics["t"] for r in results if r.metrics and "t" in r.metrics and r.error is None]
+                cell.completed = len(done)
+                cell.steady = steady_rate(done)
+            except Exception as exc:  # a peer that fails is reported, not fatal
+                cell.error = f"{type(exc).__name__}: {exc}"
+            print(json.dumps(asdict(cell)), flush=True)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def ray_cells(k: int, jobs: list[tuple[str, int]], cap: float, cap_sleep: float) -> list[Cell]:
+    """Run :func:`ray_main` in a fresh interpreter (Ray's processes end with it)."""
+    cmd = [sys.executable, __file__, "--ray-worker", str(k), json.dumps(jobs), repr(cap), repr(cap_sleep)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_AIR_NEW_OUTPUT": "0"}
+    timeout = (max(cap, cap_sleep) + 120) * len(jobs) + 120
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return [Cell("raytune", None, o, k, n, error=f"timed out after {timeout:.0f} s") for o, n in jobs]
+    cells = [Cell(**json.loads(ln)) for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if len(cells) < len(jobs):
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [""]
+        have = {c.objective for c in cells}
+        cells += [Cell("raytune", None, o, k, n, error=f"Ray exited {proc.returncode}: {tail[0][:200]}")
+                  for o, n in jobs if o not in have]
+    return cells
+
+
+# -- per-trial cost as the study grows ------------------------------------------------------------------------
+def selftune_fill(url: str, name: str, size: int) -> None:
+    """Bring the study to ``size`` trials with ``optimize`` in this process (PostgreSQL: with
+    ``synchronous_commit=off``; SQLite: selftune's own WAL settings)."""
+    import selftune
+
+    study = selftune.create_study(name, storage=_fast_url(url), sampler=selftune.RandomSampler(seed=size))
+    try:
+        study.optimize(st_trivial, trials=size, progress=False)
+    finally:
+        study.close()
+        study.storage.close()
+    _analyze(url)
+
+
+def selftune_window(url: str, name: str, window: int, cap: float) -> tuple[float, float, int]:
+    """(seconds for 10 trials on a fresh handle, seconds per trial over the window, trials in the window)."""
+    import selftune
+
+    t0 = time.perf_counter()
+    study = selftune.load_study(name, storage=url, sampler=selftune.RandomSampler(seed=1))
+    try:
+        have = len(study.trials)  # the handle's first read
+        study.optimize(st_trivial, trials=have + 10, progress=False)
+        first = time.perf_counter() - t0
+        done = 0
+
+        def count(_s: Any, _r: Any) -> None:
+            nonlocal done
+            done += 1
+
+        t0 = time.perf_counter()
+        study.optimize(st_trivial, trials=have + 10 + window, progress=False, timeout=cap, callbacks=[count])
+        elapsed = time.perf_counter() - t0
+    finally:
+        study.close()
+        study.storage.close()
+    return first, elapsed / max(done, 1), done
+
+
+def optuna_fill(url: str, name: str, size: int) -> None:
+    """Bring the study to ``size`` COMPLETE trials with ``add_trials`` (durability relaxed while filling:
+    PostgreSQL ``synchronous_commit=off``, SQLite ``PRAGMA synchronous=OFF``)."""
+    import optuna
+    import sqlalchemy as sa
+    from optuna.distributions import BaseDistribution, FloatDistribution
+
+    storage = optuna.storages.RDBStorage(_fast_url(url))
+    if url.startswith("sqlite"):
+
+        @sa.event.listens_for(storage.engine, "connect")
+        def _no_sync(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.execute("PRAGMA synchronous=OFF")
+
+        storage.engine.dispose()
+    study = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
+    have = len(study.get_trials(deepcopy=False))
+    dist: dict[str, BaseDistribution] = {"x": FloatDistribution(LOW, HIGH)}
+    rng = random.Random(size)
+    batch = []
+    for _ in range(max(0, size - have)):
+        x = rng.uniform(LOW, HIGH)
+        batch.append(optuna.trial.create_trial(params={"x": x}, distributions=dist, value=x * x))
+    study.add_trials(batch)
+    storage.engine.dispose()
+    _analyze(url)
+
+
+def optuna_window(url: str, name: str, window: int, cap: float) -> tuple[float, float, int]:
+    import optuna
+
+    t0 = time.perf_counter()
+    study = optuna.load_study(study_name=name, storage=url, sampler=optuna.samplers.RandomSampler(seed=1))
+    try:
+        study.optimize(op_trivial, n_trials=10)
+        first = time.perf_counter() - t0
+        done = 0
+
+        def count(_s: Any, _t: Any) -> None:
+            nonlocal done
+            done += 1
+
+        t0 = time.perf_counter()
+        study.optimize(op_trivial, n_trials=window, timeout=cap, callbacks=[count])
+        elapsed = time.perf_counter() - t0
+    finally:
+        _optuna_dispose(study)
+    return first, elapsed / max(done, 1), done
+
+
+# -- the report -----------------------------------------------------------------------------------------------
+def environment(dbs: Databases, ray: bool) -> dict[str, str]:
+    import numpy
+    import sqlalchemy
+
+    import selftune
+
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = m.group(1).strip() if m else cpu
+    mem = ""
+    with contextlib.suppress(OSError):
+        m = re.search(r"MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text())
+        mem = f", {int(m.group(1)) / 2**20:.0f} GiB RAM" if m else ""
+    commit = "unknown"
+    with contextlib.suppress(Exception):
+        commit = subprocess.run(
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    versions = {"selftune": f"{selftune.__version__} ({commit})"}
+    for mod in ("optuna", "ray", "psycopg"):
+        if mod == "ray" and not ray:
+            continue
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            versions[mod] = "not installed"
+    versions.update(
+        python=platform.python_version(), sqlalchemy=sqlalchemy.__version__, numpy=numpy.__version__,
+        sqlite=sqlite3.sqlite_version, postgresql=dbs.server_version(),
+    )
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}",
+        "load": _load(),
+        **versions,
+    }
+
+
+def _load() -> str:
+    try:
+        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def _rate(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.0f}" if x >= 10 else f"{x:.1f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}" if a and b else "—"
+
+
+def _cell_text(c: Cell | None, ideal: float | None) -> str:
+    if c is None:
+        return "not run"
+    if c.error and not c.completed:
+        return "error"
+    txt = f"{_rate(c.steady)} / {_rate(c.total)}"
+    if ideal:
+        fs = "—" if c.steady is None else f"{c.steady / ideal:.0%}"
+        ft = "—" if c.total is None else f"{c.total / ideal:.0%}"
+        txt += f" ({fs} / {ft})"
+    if c.completed < c.asked:
+        txt += f" [{c.completed} of {c.asked}]"
+    if c.error:
+        txt += " ⚠"
+    return txt
+
+
+def render(env: dict[str, str], cfg: Config, args: argparse.Namespace, cells: list[Cell], growth: list[Growth],
+           took: float) -> str:
+    workers: list[int] = args.workers
+    cmd = "python benchmarks/throughput.py" + (" " + " ".join(args.argv) if args.argv else "")
+    vers = ", ".join(
+        f"{label} {env[key]}" for key, label in (
+            ("selftune", "selftune"), ("optuna", "Optuna"), ("ray", "Ray"), ("python", "Python"),
+            ("sqlalchemy", "SQLAlchemy"), ("psycopg", "psycopg"), ("numpy", "numpy"), ("sqlite", "SQLite"),
+        ) if key in env
+    )
+    lines = [
+        SECTION,
+        "",
+        f"Measured with `{cmd}` on {env['date']} (issue 5).",
+        "",
+        f"- Machine: {env['machine']}; "
+        + ("" if "postgresql" not in args.storages else
+           f"PostgreSQL {env['postgresql']} on the same machine (local TCP), ")
+        + "SQLite files on the local disk. "
+        f"Load average (1 / 5 / 15 min) {env['load']} at the start, {_load()} at the end; "
+        f"the run took {took / 60:.1f} min. The machine is shared: single numbers move by tens of percent between "
+        "runs; compare within a column (same run, cells interleaved) and read the ratios.",
+        f"- Versions: {vers}.",
+        f"- Objectives: `trivial` (one float `x` in [-10, 10], returns `x**2`) and `sleep` (the same after "
+        f"`time.sleep({SLEEP:g})`); random sampling everywhere (`selftune.RandomSampler`, "
+        "`optuna.samplers.RandomSampler`, Ray Tune's `BasicVariantGenerator`); `OMP_NUM_THREADS=1`; each library "
+        "with its default storage settings (selftune: SQLite in WAL mode with `synchronous=NORMAL`, heartbeats "
+        "on; Optuna: its `RDBStorage` defaults).",
+        f"- N per cell: trivial {cfg.trivial_trials} trials; sleep {cfg.sleep_per_worker} trials per worker "
+        f"({cfg.sleep_per_worker}·k); a cell starts no trial after {cfg.cap:g} s (sleep: {cfg.cap_sleep:g} s; "
+        "`[done of N]` marks a cell cut there). Each cell is a fresh study in a fresh SQLite file / PostgreSQL database.",
+        "- Cells read **steady / total** trials/s: steady = trials between the 10% and the 90% finished marks "
+        "over that time (from the trials' stored finish times); total = completed trials over the wall time of "
+        "the whole call, worker start-up included (a selftune or Optuna worker process is a fresh interpreter: "
+        "about 1 s of CPU to start). For `sleep`, (x% / y%) is the fraction of the ideal k / 0.1 s.",
+        "- selftune: `create_study(name, storage=url, sampler=RandomSampler(seed=0))`, then "
+        "`optimize(objective, trials=N, workers=k, progress=False)`: k worker processes that open the study "
+        "through its URL (k = 1 runs in the calling process). Optuna, threads: `optimize(n_trials=N, n_jobs=k)`. "
+        "Optuna, k processes: k fresh interpreters, each `load_study(...)` and `optimize(n_trials=N // k)` on one "
+        "shared RDB study (a per-process share; `MaxTrialsCallback` would read the trials after each one). "
+        "Ray Tune: `Tuner(trainable, tune_config=TuneConfig(num_samples=N, max_concurrent_trials=k, "
+        "reuse_actors=True))` after `ray.init(num_cpus=max(k, 2), include_dashboard=False, "
+        "object_store_memory=100 MiB)` (`ray.init` not timed; without `reuse_actors=True` Ray Tune started a "
+        "process per trial here: about 1 trial/s). Ray Tune has no SQL storage (results go to files): its rows "
+        "are the same run shown in both storages' tables.",
+        "",
+    ]
+    by = {(c.lib, c.storage, c.objective, c.workers): c for c in cells}
+    libs = [lib for lib in LIBS if any(c.lib == lib for c in cells)]
+    for storage in args.storages:
+        for objective in OBJECTIVES:
+            n_text = (f"N = {cfg.trivial_trials}" if objective == "trivial"
+                      else f"N = {cfg.sleep_per_worker}·k, ideal k / {SLEEP:g} s")
+            lines += [
+                f"### {STORAGE_NAMES[storage]}, {objective} objective ({n_text})",
+                "",
+                "| | " + " | ".join(f"{k} worker{'s' if k > 1 else ''}" for k in workers) + " |",
+                "|---|" + "---:|" * len(workers),
+            ]
+
+            def get(lib: str, k: int, storage: str = storage, objective: str = objective) -> Cell | None:
+                return by.get((lib, None if lib == "raytune" else storage, objective, k))
+
+            for lib in libs:
+                row = [_cell_text(get(lib, k), k / SLEEP if objective == "sleep" else None) for k in workers]
+                lines.append(f"| {LIB_NAMES[lib]} | " + " | ".join(row) + " |")
+            for lib in libs[1:]:
+                if libs[0] != "selftune":
+                    break
+                row = []
+                for k in workers:
+                    a, b = get("selftune", k), get(lib, k)
+                    row.append("—" if a is None or b is None else
+                               f"{_ratio(a.steady, b.steady)} / {_ratio(a.total, b.total)}")
+                lines.append(f"| selftune / {LIB_NAMES[lib]} | " + " | ".join(row) + " |")
+            lines.append("")
+    errors = [c for c in cells if c.error]
+    if errors:
+        lines.append("Errors (⚠):")
+        for c in errors:
+            where = "" if c.storage is None else f" on {STORAGE_NAMES[c.storage]}"
+            lines.append(f"- {LIB_NAMES[c.lib]}{where}, {c.objective}, k = {c.workers}: {c.error}")
+        lines.append("")
+    if growth:
+        sizes = sorted({g.size for g in growth})
+        lines += [
+            "### Per-trial cost as the study grows",
+            "",
+            f"One process, trivial objective, random sampler. The study is filled to each size (not timed: "
+            "selftune with `optimize` in batches, Optuna with `add_trials`; durability relaxed while filling: "
+            "PostgreSQL `synchronous_commit=off`, Optuna's SQLite `synchronous=OFF`; then `ANALYZE` on "
+            f"PostgreSQL); a fresh study handle then runs 10 trials (\"first 10\": it reads the stored trials "
+            f"once) and a window of {cfg.window} trials is timed (cut at {cfg.window_cap:g} s). Milliseconds per "
+            "trial in the window; the growth column is the largest size over the smallest.",
+            "",
+            "| storage | library | " + " | ".join(f"ms/trial at {s:,}" for s in sizes)
+            + f" | {sizes[-1]:,} / {sizes[0]:,} | first 10 at " + " / ".join(f"{s:,}" for s in sizes) + " (s) |",
+            "|---|---|" + "---:|" * (len(sizes) + 2),
+        ]
+        gby = {(g.lib, g.storage, g.size): g for g in growth}
+        for storage in args.storages:
+            for lib in ("selftune", "optuna"):
+                gs = [gby.get((lib, storage, s)) for s in sizes]
+                if not any(gs):
+                    continue
+                ms = ["—" if g is None or g.per_trial is None else f"{g.per_trial * 1000:.2f}"
+                      + ("" if g.timed >= cfg.window else f" [{g.timed}]") for g in gs]
+                lo, hi = gs[0], gs[-1]
+                growth_txt = (_ratio(hi.per_trial, lo.per_trial) if lo and hi else "—")
+                firsts = " / ".join("—" if g is None or g.per_trial is None else f"{g.first:.2f}" for g in gs)
+                name = "selftune" if lib == "selftune" else "Optuna"
+                lines.append(f"| {STORAGE_NAMES[storage]} | {name} | " + " | ".join(ms) + f" | {growth_txt} | {firsts} |")
+        gerr = [g for g in growth if g.error]
+        for g in gerr:
+            lines.append(f"\n{g.lib} on {g.storage} at {g.size:,}: {g.error}")
+        lines.append("")
+    lines += goals(cells, growth, cfg)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def goals(cells: list[Cell], growth: list[Growth], cfg: Config) -> list[str]:
+    """The issue's goals next to what this run measured."""
+    out = ["### The issue's goals, as measured in this run", ""]
+    by = {(c.lib, c.storage, c.objective, c.workers): c for c in cells}
+    pg8 = by.get(("selftune", "postgresql", "trivial", 8))
+    if pg8 is not None:
+        ok = pg8.steady is not None and pg8.steady >= 500
+        out.append(
+            f"- ≥ 500 trials/s aggregate with 8 workers on PostgreSQL, trivial objective: {_rate(pg8.steady)} "
+            f"steady, {_rate(pg8.total)} total (start-up included) — **{'met' if ok else 'not met'}** "
+            "(judged on the steady rate)."
+        )
+    for storage in STORAGES:
+        c = by.get(("selftune", storage, "sleep", 8))
+        if c is None:
+            continue
+        ideal = 8 / SLEEP
+        ok = c.steady is not None and c.steady >= 0.9 * ideal
+        fs = "—" if c.steady is None else f"{c.steady / ideal:.0%}"
+        ft = "—" if c.total is None else f"{c.total / ideal:.0%}"
+        out.append(
+            f"- 100 ms objective, 8 workers ≥ 90% of the ideal {ideal:.0f} trials/s ({STORAGE_NAMES[storage]}): "
+            f"{_rate(c.steady)} steady ({fs}), {_rate(c.total)} total ({ft}, start-up of 8 fresh interpreters "
+            f"included, {c.completed} trials) — **{'met' if ok else 'not met'}** (steady)."
+        )
+    sizes = sorted({g.size for g in growth})
+    for storage in STORAGES:
+        gs = {g.size: g for g in growth if g.lib == "selftune" and g.storage == storage and g.per_trial}
+        if len(sizes) >= 2 and sizes[0] in gs and sizes[-1] in gs:
+            r = gs[sizes[-1]].per_trial / gs[sizes[0]].per_trial  # type: ignore[operator]
+            ok = r <= 1.25
+            out.append(
+                f"- No growth in per-trial cost from {sizes[0]:,} to {sizes[-1]:,} trials ({STORAGE_NAMES[storage]}): "
+                f"{gs[sizes[0]].per_trial * 1000:.2f} → {gs[sizes[-1]].per_trial * 1000:.2f} ms per trial "  # type: ignore[operator]
+                f"(× {r:.2f}) — **{'met' if ok else 'not met'}** (taken as met within the noise, ≤ × 1.25)."
+            )
+    return out + [""]
+
+
+def write_section(path: Path, section: str) -> None:
+    """Replace the section (up to the next ``## `` heading) in ``path``, or append it; create the file."""
+    text = path.read_text() if path.exists() else (
+        "# Benchmarks\n\nNumbers measured on real machines by the scripts in `benchmarks/`; each section names "
+        "its script, machine, versions and date.\n"
+    )
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
+    if start is None:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        tail = "".join(lines[end:])
+        text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+# -- profiling ------------------------------------------------------------------------------------------------
+def profile_driver(url: str, name: str, n: int, k: int) -> int:
+    """The other workers of :func:`profile`: ``optimize(trials=n, workers=k)`` on the same study."""
+    _quiet()
+    import selftune
+
+    study = selftune.load_study(name, storage=url, sampler=selftune.RandomSampler(seed=0))
+    try:
+        study.optimize(st_trivial, trials=n, workers=k, progress=False)
+    finally:
+        study.close()
+        study.storage.close()
+    return 0
+
+
+def profile(args: argparse.Namespace) -> int:
+    """cProfile of one selftune worker (an in-process ``optimize`` on the study) while ``K - 1`` worker
+    processes of ``optimize(workers=K - 1)`` work on the same PostgreSQL study."""
+    import cProfile
+    import pstats
+
+    import selftune
+
+    _quiet()
+    k, n = args.profile, args.profile_trials
+    dbs = Databases(args.pg)
+    try:
+        url = dbs.new("postgresql", "prof")
+        name = "profile"
+        study = selftune.create_study(name, storage=url, sampler=selftune.RandomSampler(seed=1))
+        driver = None
+        if k > 1:
+            cmd = [sys.executable, __file__, "--profile-driver", url, name, str(n), str(k - 1)]
+            driver = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            time.sleep(1.0 + 0.3 * k)  # let its workers start: profile the steady state
+        prof = cProfile.Profile()
+        t0 = time.perf_counter()
+        mine = 0
+
+        def count(_s: Any, _r: Any) -> None:
+            nonlocal mine
+            mine += 1
+
+        prof.runcall(study.optimize, st_trivial, trials=n, progress=False, callbacks=[count])
+        elapsed = time.perf_counter() - t0
+        if driver is not None:
+            driver.wait(timeout=600)
+        total = len(study.trials)
+        study.close()
+        study.storage.close()
+        print(f"\n=== one selftune worker of {k} on PostgreSQL: {mine} of {total} trials in {elapsed:.2f} s under "
+              f"cProfile ({elapsed / max(mine, 1) * 1e3:.2f} ms per trial of its own) ===")
+        stats = pstats.Stats(prof)
+        stats.sort_stats("tottime").print_stats(args.top)
+        stats.sort_stats("cumulative").print_stats(args.top)
+    finally:
+        dbs.close()
+    return 0
+
+
+# -- main -----------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _step(what: str) -> Iterator[list[str]]:
+    t0 = time.perf_counter()
+    print(f"  {what} ...", end="", flush=True, file=sys.stderr)
+    note: list[str] = []
+    yield note
+    print(f" {time.perf_counter() - t0:.1f} s {' '.join(note)}", file=sys.stderr, flush=True)
+
+
+def _guarded(fn: Any, url: str, lib: str, objective: str, n: int, k: int, cap: float) -> Cell:
+    try:
+        cell: Cell = fn(url, objective, n, k, cap)
+        return cell
+    except Exception as exc:  # one failing cell is reported, the run goes on
+        traceback.print_exc(file=sys.stderr)
+        return Cell(lib, None, objective, k, n, error=f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = QUICK if args.quick else FULL
+    _quiet()
+    t_start = time.perf_counter()
+    dbs = Databases(args.pg if "postgresql" in args.storages else None)
+    cells: list[Cell] = []
+    growth: list[Growth] = []
+    libs = ["selftune"] + ([] if args.no_optuna else ["optuna-threads", "optuna-procs"])
+    runners = {"selftune": selftune_cell, "optuna-threads": optuna_threads_cell, "optuna-procs": optuna_procs_cell}
+    try:
+        env = environment(dbs, not args.no_ray)
+        print(f"load average at the start: {env['load']}", file=sys.stderr)
+        if not args.no_grid:
+            print("trials per second:", file=sys.stderr)
+            for storage in args.storages:
+                for objective in OBJECTIVES:
+                    for k in args.workers:
+                        n = cfg.trivial_trials if objective == "trivial" else cfg.sleep_per_worker * k
+                        for lib in libs:  # interleaved: load from elsewhere hits every library alike
+                            url = dbs.new(storage, lib)
+                            with _step(f"{STORAGE_NAMES[storage]}, {objective}, k={k}: {lib} (N={n})") as note:
+                                cap = cfg.cap if objective == "trivial" else cfg.cap_sleep
+                                cell = _guarded(runners[lib], url, lib, objective, n, k, cap)
+                                cell.storage = storage
+                                note.append(f"-> {_cell_text(cell, None)} trials/s ({cell.completed} done)")
+                            cells.append(cell)
+                            dbs.drop(url)
+            if not args.no_ray:
+                print("Ray Tune:", file=sys.stderr)
+                for k in args.workers:
+                    jobs = [("trivial", cfg.trivial_trials), ("sleep", cfg.sleep_per_worker * k)]
+                    with _step(f"Ray Tune, k={k}") as note:
+                        got = ray_cells(k, jobs, cfg.cap, cfg.cap_sleep)
+                        note.append(" ".join(f"{c.objective}: {_cell_text(c, None)}" for c in got))
+                    cells += got
+        if not args.no_growth:
+            print("per-trial cost as the study grows:", file=sys.stderr)
+            fills = {"selftune": selftune_fill, "optuna": optuna_fill}
+            windows = {"selftune": selftune_window, "optuna": optuna_window}
+            for storage in args.storages:
+                glibs = ["selftune"] + ([] if args.no_optuna else ["optuna"])
+                urls = {lib: dbs.new(storage, "g" + lib) for lib in glibs}
+                name = "growth"
+                for size in cfg.sizes:
+                    for lib in glibs:
+                        g = Growth(lib, storage, size)
+                        try:
+                            with _step(f"{STORAGE_NAMES[storage]}: {lib} fill to {size:,}"):
+                                t0 = time.perf_counter()
+                                fills[lib](urls[lib], name, size)
+                                g.fill = time.perf_counter() - t0
+                            with _step(f"{STORAGE_NAMES[storage]}: {lib} at {size:,}, {cfg.window} trials") as note:
+                                g.first, g.per_trial, g.timed = windows[lib](urls[lib], name, cfg.window, cfg.window_cap)
+                                note.append(f"-> {g.per_trial * 1000:.2f} ms/trial, first 10: {g.first:.2f} s")
+                        except Exception as exc:
+                            traceback.print_exc(file=sys.stderr)
+                            g.error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                        growth.append(g)
+                for url in urls.values():
+                    dbs.drop(url)
+    finally:
+        dbs.close()
+    took = time.perf_counter() - t_start
+    section = render(env, cfg, args, cells, growth, took)
+    print(f"\n(total {took:.0f} s)\n", file=sys.stderr)
+    print(section)
+    out = args.out if args.out is not None else (None if args.quick else ROOT / "docs" / "benchmarks.md")
+    if out is not None:
+        write_section(Path(out), section)
+        print(f"wrote {SECTION!r} in {out}", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--optuna-worker"]:
+        url, name, n, objective, index, deadline = argv[1:7]
+        return optuna_worker_main(url, name, int(n), objective, int(index), float(deadline))
+    if argv[:1] == ["--ray-worker"]:
+        return ray_main(int(argv[1]), [tuple(j) for j in json.loads(argv[2])], float(argv[3]), float(argv[4]))
+    if argv[:1] == ["--profile-driver"]:
+        url, name, n, k = argv[1:5]
+        return profile_driver(url, name, int(n), int(k))
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="a smoke run with small sizes (writes no docs unless --out)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8], help="worker counts (default 1 2 4 8)")
+    ap.add_argument("--storages", nargs="+", choices=STORAGES, default=list(STORAGES))
+    ap.add_argument("--no-ray", action="store_true", help="skip Ray Tune")
+    ap.add_argument("--no-optuna", action="store_true", help="skip Optuna")
+    ap.add_argument("--no-grid", action="store_true", help="skip the trials-per-second tables")
+    ap.add_argument("--no-growth", action="store_true", help="skip the per-trial cost as the study grows")
+    ap.add_argument("--pg", default=os.environ.get("SELFTUNE_BENCH_PG", DEFAULT_PG), help="PostgreSQL admin URL")
+    ap.add_argument("--profile", type=int, metavar="K", default=None,
+                    help="instead: cProfile of one selftune worker among K on PostgreSQL (trivial objective)")
+    ap.add_argument("--profile-trials", type=int, default=3000, help="the study's budget when profiling")
+    ap.add_argument("--top", type=int, default=30, help="functions to show per profile")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="markdown file whose '## Throughput' section is written (default docs/benchmarks.md; "
+                         "--quick writes none unless given)")
+    args = ap.parse_args(argv)
+    if any(k < 1 for k in args.workers):
+        ap.error("--workers must be >= 1")
+    shown: list[str] = []  # the command line for the report, without --out
+    for a in argv:
+        if shown[-1:] == ["--out"]:
+            shown.pop()
+        elif not a.startswith("--out="):
+            shown.append(a)
+    args.argv = shown[:-1] if shown[-1:] == ["--out"] else shown
+    if args.profile is not None:
+        return profile(args)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
