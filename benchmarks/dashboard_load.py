@@ -288,7 +288,11 @@ def page_times(page: Any, url: str, checks: dict[str, str], timeout: float) -> d
     if not getattr(page, "_bench_hooked", False):  # report the page's own errors: a number alone hides them
         page.on("pageerror", lambda exc: print(f"page error on {url}: {exc}", file=sys.stderr, flush=True))
         page._bench_hooked = True
-    page.goto(url, wait_until="commit")
+    try:  # a server still busy with the previous load (optuna-dashboard at 100k) may not even answer
+        page.goto(url, wait_until="commit", timeout=timeout * 1000)
+    except Exception as exc:  # noqa: BLE001 - Playwright's TimeoutError: reported as not drawn in time
+        print(f"{url}: {exc!r}"[:300], file=sys.stderr, flush=True)
+        return {name: math.nan for name in checks}
     script = "() => { const t = window.__benchTimes = window.__benchTimes || {}; let all = true;\n"
     for name, cond in checks.items():
         script += f"  if (t[{name!r}] === undefined) {{ if ({cond}) t[{name!r}] = performance.now(); else all = false; }}\n"

@@ -106,7 +106,8 @@ function drawPreview(div, figure) {
   if (sub) root.append(svg("text", { x: 35, y: 68, class: "preview-tick" }, sub.replace(/<[^>]*>/g, "")));
   if (!xs.length || !ys.length) { div.replaceChildren(root); return; }
   const range = (a) => {
-    let lo = Math.min(...a), hi = Math.max(...a);
+    let lo = Infinity, hi = -Infinity;
+    for (const v of a) { if (v < lo) lo = v; if (v > hi) hi = v; }
     if (lo === hi) { lo -= 0.5; hi += 0.5; }
     const pad = (hi - lo) * 0.05;
     return [lo - pad, hi + pad];
