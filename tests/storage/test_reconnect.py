@@ -17,6 +17,7 @@ shared server on 5432 is never touched.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import random
@@ -31,6 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for pg_server (also as a script)
 
 import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
 
 import selftune  # noqa: E402
 from selftune.exceptions import InvalidParameterError, StorageURLError, TrialStateError  # noqa: E402
@@ -219,6 +221,22 @@ class _LoseAfterCommit:
                 raise psycopg.OperationalError("server closed the connection unexpectedly (test)")
 
         dialect.do_commit = do_commit  # type: ignore[method-assign]
+        # PostgreSQL's hot paths (start, report, finish) are single autocommit statements: the statement is the
+        # commit, so the connection dies right after it ran
+        one_shot = storage._tx_one
+
+        @contextlib.contextmanager
+        def tx_one(call: Any) -> Iterator[Any]:
+            with one_shot(call) as conn:
+                yield conn
+                if self.armed:
+                    self.armed = False
+                    self.hits += 1
+                    conn.connection.driver_connection.close()
+                    orig = psycopg.OperationalError("server closed the connection unexpectedly (test)")
+                    raise sa.exc.OperationalError("(one-shot statement)", {}, orig)
+
+        storage._tx_one = tx_one  # type: ignore[method-assign]
 
     def __call__(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         self.armed = True

@@ -90,7 +90,7 @@ from selftune.storage._base import (
     loads,
     retry_fixed,
 )
-from selftune.storage._statements import Statements
+from selftune.storage._statements import PostgresOneShot, Statements
 from selftune.trial import TrialRecord, TrialState
 
 __all__ = ["SQLStorage", "mask_url", "RECONNECT_TIMEOUT_ENV"]
@@ -219,6 +219,7 @@ class SQLStorage(Storage):
         self._init_schema()
         self._connected = True
         self._q = Statements(self._now())
+        self._one = PostgresOneShot() if self.dialect == "postgresql" else None
 
     def artifact_root(self) -> str | None:
         """Beside an SQLite file: ``<file>.artifacts``; none for PostgreSQL (give a shared path)."""
@@ -294,6 +295,18 @@ class SQLStorage(Storage):
             else:
                 with conn.begin():  # SQLite: a deferred BEGIN costs no I/O and gives one WAL snapshot
                     yield conn
+
+    @contextlib.contextmanager
+    def _tx_one(self, call: _Call) -> Iterator[Connection]:
+        """PostgreSQL: a connection in autocommit mode for one data-modifying statement (its own transaction:
+        a connection lost while it runs may have committed it)."""
+        call.connecting = True
+        conn = self._engine.connect()
+        call.connecting = False
+        with conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            call.commit_started = True
+            yield conn
 
     def _run(self, body: Callable[[_Call], _T], *, retry: bool = True, lost: Any = None) -> _T:
         """Run one storage operation ``body(call)``, reconnecting while the connection is lost (see the module
@@ -438,13 +451,22 @@ class SQLStorage(Storage):
         params: dict[int, dict[str, Any]] = {}
         values: dict[int, dict[int, float]] = {}
         attrs: dict[int, dict[str, Any]] = {}
-        for tid, name, value in self._children(conn, S.trial_params, ("name", "value"), rows, where):
-            params.setdefault(tid, {})[name] = loads(value)
-        for tid, step, value in self._children(conn, S.trial_values, ("step", "value"), rows, where):
-            values.setdefault(tid, {})[int(step)] = float(value)
         system: dict[int, dict[str, Any]] = {}
-        for tid, key, value in self._children(conn, S.trial_attrs, ("key", "value"), rows, where):
-            (system if key.startswith(SYSTEM_PREFIX) else attrs).setdefault(tid, {})[key] = loads(value)
+        if self._one is not None and len(rows) <= 500:  # PostgreSQL, a few trials: one round trip for all three
+            for tid, kind, key, value in conn.execute(self._one.children, {"b_ids": [r.id for r in rows]}):
+                if kind == 0:
+                    params.setdefault(tid, {})[key] = loads(value)
+                elif kind == 1:
+                    values.setdefault(tid, {})[int(key)] = float(value)  # PostgreSQL's text of a double is exact
+                else:
+                    (system if key.startswith(SYSTEM_PREFIX) else attrs).setdefault(tid, {})[key] = loads(value)
+        else:
+            for tid, name, value in self._children(conn, S.trial_params, ("name", "value"), rows, where):
+                params.setdefault(tid, {})[name] = loads(value)
+            for tid, step, value in self._children(conn, S.trial_values, ("step", "value"), rows, where):
+                values.setdefault(tid, {})[int(step)] = float(value)
+            for tid, key, value in self._children(conn, S.trial_attrs, ("key", "value"), rows, where):
+                (system if key.startswith(SYSTEM_PREFIX) else attrs).setdefault(tid, {})[key] = loads(value)
         records = [
             TrialRecord(
                 number=r.number,
@@ -672,6 +694,18 @@ class SQLStorage(Storage):
             mine = self._written(call, (t.study_id == study_id) & (t.worker == worker) & (t.started_at == now))
             if mine is not None:
                 return mine
+            if self._one is not None and not claim:  # PostgreSQL: one statement when nothing is to be claimed
+                with self._tx_one(call) as conn:
+                    number = conn.execute(
+                        self._one.start,
+                        {
+                            "b_sid": study_id, "b_budget": budget, "b_retried": RETRIED_AS_KEY, "b_now": now,
+                            "b_worker": worker, "b_names": list(clean), "b_values": list(clean.values()),
+                        },
+                    ).scalar()
+                if number is not None:
+                    return int(number)
+                call.commit_started = False
             with self._tx(call, write=True) as conn:
                 if budget is not None:
                     _, next_number = self._bump(conn, study_id)  # the study's lock first: the check holds
@@ -712,6 +746,16 @@ class SQLStorage(Storage):
 
         def body(call: _Call) -> None:
             try:
+                if self._one is not None:  # PostgreSQL: one statement; no row: not RUNNING (the general path says)
+                    with self._tx_one(call) as conn:
+                        row = conn.execute(
+                            self._one.set_params,
+                            {"b_sid": study_id, "b_number": number, "b_names": [r["name"] for r in rows],
+                             "b_values": [r["value"] for r in rows]},
+                        ).first()
+                    if row is not None:
+                        return
+                    call.commit_started = False
                 with self._tx(call, write=True) as conn:
                     seq, _ = self._bump(conn, study_id)
                     tid = self._touch_running(conn, study_id, number, seq)
@@ -734,6 +778,15 @@ class SQLStorage(Storage):
 
         def body(call: _Call) -> None:
             try:
+                if self._one is not None:  # PostgreSQL: one statement; no row: not RUNNING (the general path says)
+                    with self._tx_one(call) as conn:
+                        row = conn.execute(
+                            self._one.report,
+                            {"b_sid": study_id, "b_number": number, "b_step": int(step), "b_value": float(value)},
+                        ).first()
+                    if row is not None:
+                        return
+                    call.commit_started = False
                 with self._tx(call, write=True) as conn:
                     seq, _ = self._bump(conn, study_id)
                     tid = self._touch_running(conn, study_id, number, seq)
@@ -778,6 +831,18 @@ class SQLStorage(Storage):
         allowed = [st.value for st in finish_allowed(state)]
 
         def body(call: _Call) -> None:
+            if self._one is not None:  # PostgreSQL: one statement; no row: not RUNNING, the general path says why
+                with self._tx_one(call) as conn:
+                    row = conn.execute(
+                        self._one.finish,
+                        {
+                            "b_sid": study_id, "b_number": number, "b_allowed": allowed, "b_state": state.value,
+                            "b_value": value, "b_reason": reason, "b_tb": traceback, "b_now": time.time(),
+                        },
+                    ).first()
+                if row is not None:
+                    return
+                call.commit_started = False
             with self._tx(call, write=True) as conn:
                 seq, _ = self._bump(conn, study_id)
                 row = conn.execute(
