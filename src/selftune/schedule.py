@@ -21,7 +21,7 @@ from typing import Any
 
 from selftune.exceptions import InvalidValueError
 
-__all__ = ["Schedule", "Exploit", "PBT_ATTR", "SYSTEM_PREFIX", "SEED_KEY"]
+__all__ = ["Schedule", "Exploit", "PBT_ATTR", "SYSTEM_PREFIX", "SEED_KEY", "ASK_KEY"]
 
 #: trial attributes (and enqueued values) whose keys start with this are selftune's own, not the user's
 SYSTEM_PREFIX = "selftune:"
@@ -29,6 +29,8 @@ SYSTEM_PREFIX = "selftune:"
 PBT_ATTR = "selftune:pbt"
 #: the enqueued value that sets :attr:`Trial.seed`
 SEED_KEY = "selftune:seed"
+#: the reserved attribute recording what a trial's proposal saw: trials seen, complete, pending, and when
+ASK_KEY = "selftune:ask"
 
 
 @dataclass(frozen=True)

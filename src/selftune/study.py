@@ -30,7 +30,7 @@ from selftune.exceptions import (
 )
 from selftune.history import History, put_record
 from selftune.samplers import AutoSampler, Sampler
-from selftune.schedule import SEED_KEY, SYSTEM_PREFIX
+from selftune.schedule import ASK_KEY, SEED_KEY, SYSTEM_PREFIX
 from selftune.schedulers import Action, Scheduler
 from selftune.space import Param, Space, param_from_json
 from selftune.storage import Storage, StudySummary, get_storage
@@ -370,6 +370,11 @@ class Study:
             params=proposal if self.space is not None else None,
             claim=self._count(TrialState.WAITING) > 0,  # just read: skip the probe when none wait
             budget=budget,  # BudgetSpentError if other workers used it up since the read
+            # what the proposal was based on, so it can be explained afterwards (see selftune.execution.explain)
+            system_attrs={ASK_KEY: {
+                "seen": len(history), "complete": len(history.complete),
+                "pending": [r.number for r in history.pending], "cursor": self._cursor, "at": time.time(),
+            }},
         )
         fixed = {**record.fixed, **fixed}
         params = dict(record.params)

@@ -58,7 +58,7 @@ def raise_in_trial_2(trial: selftune.Trial) -> float:
     x = trial.float("x", -2.0, 2.0)
     if trial.number == 2:
         raise KeyError("no such column: 'lr'")
-    time.sleep(0.05)
+    time.sleep(0.3)  # the other worker is still busy when the run stops
     return x * x
 
 
@@ -88,3 +88,23 @@ def slow(trial: selftune.Trial) -> float:
     x = trial.float("x", -2.0, 2.0)
     time.sleep(0.3)
     return x * x
+
+
+class SumOfSeenSampler(selftune.samplers.Sampler):
+    """Proposes x = (sum of the COMPLETE values it sees, + 0.5 per pending trial) mod 1: a proposal that
+    depends on exactly which results its history held, so an explanation can be checked against it."""
+
+    def __init__(self) -> None:
+        self.seed = 0
+
+    def propose(self, history, space, n=1, *, rng=None):  # type: ignore[no-untyped-def]
+        total = sum(float(r.value) for r in history.complete) + 0.5 * len(history.pending)
+        return [{"x": total % 1.0} for _ in range(n)]
+
+    def propose_param(self, history, name, param, *, rng=None):  # type: ignore[no-untyped-def]
+        raise AssertionError("the space is declared")
+
+
+def noisy_value(trial: selftune.Trial) -> float:
+    time.sleep(0.1 + 0.1 * ((trial.number * 7919) % 13) / 13)
+    return ((trial.number * 0.6180339887) % 1.0) + trial.params["x"] * 1e-3

@@ -12,7 +12,7 @@ import pytest
 
 import selftune
 from selftune.exceptions import InvalidParameterError
-from selftune.execution import ProcessExecutor, WorkerError
+from selftune.execution import ProcessExecutor, WorkerError, explain
 from selftune.storage._base import RETRIED_AS_KEY, RETRY_KEY, TRIAL_TIMEOUT, WORKER_DIED
 from selftune.trial import TrialState
 
@@ -46,13 +46,31 @@ def test_workers_share_the_study_to_its_budget(url: str, tmp_path: Path) -> None
     assert len(trials) == 40 and all(t.state is TrialState.COMPLETE for t in trials)
     assert sorted(seen) == list(range(40))  # callbacks run in the driver, once per trial
     pids = {t.user_attrs["pid"] for t in trials}
-    assert len(pids) >= 2 and os.getpid() not in pids  # trials ran in worker processes, not here
+    assert os.getpid() not in pids  # trials ran in worker processes, not here
+    assert {t.worker.rsplit(":", 2)[1] for t in trials} == {str(p) for p in pids}
     xs = [t.params["x"] for t in trials]
     assert len(set(xs)) == 40  # under one seed, parallel workers still propose distinct points
     assert study.best_value == min(xs)
     # rerunning the same call with the budget met starts nothing
     study.optimize(obj.seeds_and_workers, trials=40, workers=4, progress=False)
     assert len(study.trials) == 40
+
+
+def test_every_proposal_is_explained_by_what_its_worker_saw(url: str, tmp_path: Path) -> None:
+    space = selftune.Space({"x": selftune.Float(0.0, 1.0)})
+    study = _study(url, tmp_path, space=space, sampler=obj.SumOfSeenSampler())
+    study.optimize(obj.noisy_value, trials=40, workers=4, progress=False)
+    overlapped = 0
+    for trial in study.trials:
+        p = explain(study, trial.number)
+        assert p.worker == trial.worker and all(r.number != trial.number for r in p.complete + p.pending)
+        # the sampler's proposal is a function of exactly which results and pending trials it saw
+        expected = (sum(float(r.value) for r in p.complete) + 0.5 * len(p.pending)) % 1.0
+        gap = abs(expected - trial.params["x"])
+        assert min(gap, 1.0 - gap) < 1e-9, f"trial {trial.number}: its explanation does not reproduce its proposal"
+        assert all(r.finished_at <= p.at for r in p.complete)
+        overlapped += bool(p.pending)
+    assert overlapped >= 10  # workers really proposed while others ran (each trial takes 0.1-0.2 s)
 
 
 def test_lambda_and_closure_objectives_travel(tmp_path: Path) -> None:
@@ -168,6 +186,6 @@ def test_study_stop_from_a_callback_stops_the_workers(tmp_path: Path) -> None:
         if len([t for t in s.trials if t.state.finished]) >= 5:
             s.stop()
 
-    study.optimize(obj.seeds_and_workers, trials=500, workers=2, callbacks=[stop_after_5], progress=False)
-    trials = study.trials
-    assert 5 <= len(trials) < 60 and all(t.state is TrialState.COMPLETE for t in trials)
+    study.optimize(obj.slow, trials=500, workers=2, callbacks=[stop_after_5], progress=False)
+    trials = study.trials  # each trial takes 0.3 s: all 500 would take over a minute
+    assert 5 <= len(trials) < 100 and all(t.state is TrialState.COMPLETE for t in trials)

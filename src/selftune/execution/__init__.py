@@ -12,10 +12,11 @@ from typing import Any
 
 from selftune.exceptions import InvalidParameterError
 from selftune.execution._base import Executor, WorkerError
+from selftune.execution.explain import Proposal, explain
 from selftune.execution.local import ProcessExecutor
 from selftune.execution.ray import RayExecutor
 
-__all__ = ["Executor", "ProcessExecutor", "RayExecutor", "WorkerError", "resolve_executor"]
+__all__ = ["Executor", "ProcessExecutor", "Proposal", "RayExecutor", "WorkerError", "explain", "resolve_executor"]
 
 _NAMES = ("process", "ray")
 

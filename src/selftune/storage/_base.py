@@ -220,10 +220,12 @@ class Storage(ABC):
         *,
         claim: bool = True,
         budget: int | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
     ) -> TrialRecord:
         """Take the oldest WAITING trial (exactly one worker gets it) or create a new RUNNING one.
 
-        ``params`` are written only when a new trial is created. ``claim=False`` skips looking for WAITING
+        ``params`` are written only when a new trial is created; ``system_attrs`` (keys ``selftune:...``) are
+        set on the trial started either way, in the same transaction. ``claim=False`` skips looking for WAITING
         trials (a caller that has just read none). With ``budget``, in the same transaction: raise
         :class:`BudgetSpentError` if the study has ``budget`` started trials already (every trial that is not
         WAITING, less FAILED trials a retry replaces), so concurrent workers never overshoot a study's budget.
@@ -300,6 +302,11 @@ class Storage(ABC):
     @abstractmethod
     def get_trial(self, study_id: int, number: int) -> TrialRecord:
         """One trial; raise :class:`TrialNotFoundError` if none."""
+
+    def trial_seqs(self, study_id: int) -> dict[int, int]:
+        """Every trial's number → the sequence number of its latest change (for a finished trial: of the
+        transaction that finished it). Explains proposals afterwards (:func:`selftune.execution.explain`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose change sequence numbers")
 
     def artifact_root(self) -> str | None:
         """The default directory for trial checkpoints of this storage, or None if it has none."""

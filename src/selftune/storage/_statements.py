@@ -70,7 +70,7 @@ class Statements:
             sa.update(S.trials)
             .where(t.study_id == b("b_sid"), t.number == b("b_number"), t.state.in_(b("b_allowed", expanding=True)))
             .values(state=b("b_state"), value=b("b_value", type_=S.Value), reason=b("b_reason"),
-                    traceback=b("b_tb"), finished_at=b("b_now"), seq=b("b_seq"))
+                    traceback=b("b_tb"), finished_at=now, seq=b("b_seq"))
             .returning(t.id)
         )
         self.heartbeat = (
@@ -120,6 +120,10 @@ class PostgresOneShot:
                 INSERT INTO {tp} (trial_id, name, value)
                 SELECT t.id, v.name, v.value
                 FROM t CROSS JOIN unnest(CAST(:b_names AS text[]), CAST(:b_values AS text[])) AS v(name, value)
+            ), a AS (
+                INSERT INTO {ta} (trial_id, key, value)
+                SELECT t.id, v.key, v.value
+                FROM t CROSS JOIN unnest(CAST(:b_keys AS text[]), CAST(:b_attrs AS text[])) AS v(key, value)
             )
             SELECT number FROM t
             """
@@ -128,7 +132,7 @@ class PostgresOneShot:
             f"""
             WITH b AS (UPDATE {st} SET seq = seq + 1 WHERE id = :b_sid RETURNING seq)
             UPDATE {tr} SET state = :b_state, value = :b_value, reason = :b_reason, traceback = :b_tb,
-                finished_at = :b_now, seq = b.seq
+                finished_at = {now}, seq = b.seq
             FROM b
             WHERE {tr}.study_id = :b_sid AND {tr}.number = :b_number AND {tr}.state = ANY(CAST(:b_allowed AS text[]))
             RETURNING {tr}.id

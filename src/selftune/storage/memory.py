@@ -210,7 +210,10 @@ class MemoryStorage(Storage):
         *,
         claim: bool = True,
         budget: int | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
     ) -> TrialRecord:
+        check_system_attrs(-1, system_attrs or {})
+        system = _json_copy(dict(system_attrs or {}), "system attributes")
         with self._lock:
             s = self._study(study_id)
             now = time.time()
@@ -225,11 +228,15 @@ class MemoryStorage(Storage):
             while claim and s.waiting:
                 t = s.trials[s.waiting.pop(0)]
                 if t.state is TrialState.WAITING:
-                    self._bump(s, t, state=TrialState.RUNNING, started_at=now, worker=worker)
+                    self._bump(
+                        s, t, state=TrialState.RUNNING, started_at=now, worker=worker,
+                        system_attrs={**t.fields["system_attrs"], **system},
+                    )
                     t.heartbeat_at = now
                     return t.record
             clean = _json_copy(dict(params or {}), "parameters")
             t = self._new(s, TrialState.RUNNING, params=clean, started_at=now, worker=worker)
+            t.fields["system_attrs"] = dict(system)
             t.heartbeat_at = now
             return t.record
 
@@ -382,6 +389,10 @@ class MemoryStorage(Storage):
                 out.append(t.record)
             out.sort(key=lambda r: r.number)
             return out, s.seq
+
+    def trial_seqs(self, study_id: int) -> dict[int, int]:
+        with self._lock:
+            return {t.fields["number"]: t.seq for t in self._study(study_id).trials}
 
     def get_trial(self, study_id: int, number: int) -> TrialRecord:
         with self._lock:

@@ -682,12 +682,14 @@ class SQLStorage(Storage):
         *,
         claim: bool = True,
         budget: int | None = None,
+        system_attrs: Mapping[str, Any] | None = None,
     ) -> TrialRecord:
         t = S.trials.c
         now = time.time()
         clean = {k: dumps(v, f"parameter {k!r}") for k, v in (params or {}).items()}
         for k in clean:
             check_key("a parameter name", k)
+        system = {} if system_attrs is None else {r["key"]: r["value"] for r in _system_rows(-1, system_attrs)}
 
         def body(call: _Call) -> TrialRecord | int:
             # our lost COMMIT may have claimed or created it: this worker, started at our ``now``
@@ -701,6 +703,7 @@ class SQLStorage(Storage):
                         {
                             "b_sid": study_id, "b_budget": budget, "b_retried": RETRIED_AS_KEY, "b_now": now,
                             "b_worker": worker, "b_names": list(clean), "b_values": list(clean.values()),
+                            "b_keys": list(system), "b_attrs": list(system.values()),
                         },
                     ).scalar()
                 if number is not None:
@@ -722,6 +725,8 @@ class SQLStorage(Storage):
                         self._q.claim, {"b_id": waiting, "b_now": now, "b_worker": worker, "b_seq": seq}
                     ).rowcount
                     if claimed == 1:  # exactly one worker takes it
+                        if system:
+                            self._put_system(conn, waiting, system)
                         return self._records(conn, t.id == waiting)[0]
                 tid, number = self._insert_trial(
                     conn, study_id, TrialState.RUNNING, created_at=now, started_at=now, worker=worker,
@@ -730,6 +735,8 @@ class SQLStorage(Storage):
                     conn.execute(
                         sa.insert(S.trial_params), [{"trial_id": tid, "name": k, "value": v} for k, v in clean.items()]
                     )
+                if system:
+                    self._put_system(conn, tid, system)
             return number
 
         out = self._run(body)
@@ -737,8 +744,15 @@ class SQLStorage(Storage):
             return out
         return TrialRecord(
             number=out, state=TrialState.RUNNING, params={k: loads(v) for k, v in clean.items()},
-            created_at=now, started_at=now, worker=worker,
+            created_at=now, started_at=now, worker=worker, system_attrs={k: loads(v) for k, v in system.items()},
         )
+
+    @staticmethod
+    def _put_system(conn: Connection, tid: int, system: Mapping[str, str]) -> None:
+        """Set system attributes (JSON texts) on the trial with row id ``tid``."""
+        a = S.trial_attrs.c
+        conn.execute(sa.delete(S.trial_attrs).where(a.trial_id == tid, a.key.in_(list(system))))
+        conn.execute(sa.insert(S.trial_attrs), [{"trial_id": tid, "key": k, "value": v} for k, v in system.items()])
 
     def set_trial_params(self, study_id: int, number: int, params: Mapping[str, Any]) -> None:
         rows = _param_rows(number, params)
@@ -837,7 +851,7 @@ class SQLStorage(Storage):
                         self._one.finish,
                         {
                             "b_sid": study_id, "b_number": number, "b_allowed": allowed, "b_state": state.value,
-                            "b_value": value, "b_reason": reason, "b_tb": traceback, "b_now": time.time(),
+                            "b_value": value, "b_reason": reason, "b_tb": traceback,
                         },
                     ).first()
                 if row is not None:
@@ -849,7 +863,7 @@ class SQLStorage(Storage):
                     self._q.finish,
                     {
                         "b_sid": study_id, "b_number": number, "b_allowed": allowed, "b_state": state.value,
-                        "b_value": value, "b_reason": reason, "b_tb": traceback, "b_now": time.time(), "b_seq": seq,
+                        "b_value": value, "b_reason": reason, "b_tb": traceback, "b_seq": seq,
                     },
                 ).first()
                 if row is None:
@@ -1021,6 +1035,15 @@ class SQLStorage(Storage):
 
         records, top = self._run(body)
         return records, max(cursor, top)
+
+    def trial_seqs(self, study_id: int) -> dict[int, int]:
+        t = S.trials.c
+
+        def body(call: _Call) -> dict[int, int]:
+            with self._tx(call, write=False) as conn:
+                return {int(n): int(q) for n, q in conn.execute(sa.select(t.number, t.seq).where(t.study_id == study_id))}
+
+        return self._run(body)
 
     def get_trial(self, study_id: int, number: int) -> TrialRecord:
         t = S.trials.c
