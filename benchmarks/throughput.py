@@ -18,14 +18,15 @@ rate between the 10% and the 90% finished marks (from the trials' stored finish 
 starting trials after ``cap`` seconds (Optuna's and selftune's ``timeout``, Ray Tune's ``time_budget_s``).
 
 Then the cost of one trial (single process, trivial objective, random sampler) when 1,000, 10,000 and 20,000
-trials are stored: a fresh study handle runs 10 trials (timed apart: it reads the stored trials once), then a
-window of 200 trials is timed.
+trials are stored: one study per size (filled fast, not timed), then 3 interleaved rounds over the sizes, each
+a fresh study handle's first 10 trials (it reads the stored trials once) and 67 timed trials; the median time
+per trial is reported.
 
 Writes (or replaces) the section ``## Throughput`` of ``docs/benchmarks.md`` (``--out`` for another file); the
 rest of that file is left alone. ``--quick`` is a smoke run with small sizes; it writes nothing unless ``--out``
 is given.
 
-    python benchmarks/throughput.py                     # full run (about 20 minutes on 2 cores)
+    python benchmarks/throughput.py                     # full run (about 25 minutes on 2 cores)
     python benchmarks/throughput.py --quick --storages sqlite --workers 1 2 --no-ray --out /tmp/t.md
 
 PostgreSQL: ``--pg`` (default ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) must allow CREATE
@@ -48,6 +49,7 @@ import random  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import sqlite3  # noqa: E402
+import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -160,7 +162,8 @@ class Growth:
     storage: str
     size: int
     first: float = 0.0  # seconds, 10 trials on a fresh handle (reads the stored trials once)
-    per_trial: float | None = None  # seconds per trial over the window
+    per_trial: float | None = None  # seconds per trial: the median over the window
+    mean: float | None = None  # seconds per trial: the window's wall time over its trials
     timed: int = 0  # trials in the window
     fill: float = 0.0  # seconds spent filling to ``size`` (not part of the measurement)
     error: str | None = None
@@ -379,7 +382,7 @@ def ray_main(k: int, jobs: list[tuple[str, int]], cap: float, cap_sleep: float) 
                     tune_config=tune.TuneConfig(
                         num_samples=n, max_concurrent_trials=k,
                         time_budget_s=cap if objective == "trivial" else cap_sleep, metric="loss", mode="min",
-                        reuse_actors=True, search_alg=tune.search.BasicVariantGenerator(random_state=0),
+                        reuse_actors=True,
                     ),
                     run_config=tune.RunConfig(storage_path=tmp, name=f"{objective}-{k}", verbose=0),
                 )
@@ -432,8 +435,8 @@ def selftune_fill(url: str, name: str, size: int) -> None:
     _analyze(url)
 
 
-def selftune_window(url: str, name: str, window: int, cap: float) -> tuple[float, float, int]:
-    """(seconds for 10 trials on a fresh handle, seconds per trial over the window, trials in the window)."""
+def selftune_window(url: str, name: str, window: int, cap: float) -> tuple[float, list[float]]:
+    """(seconds for 10 trials on a fresh handle, the clock at the window's start and after each trial in it)."""
     import selftune
 
     t0 = time.perf_counter()
@@ -442,19 +445,13 @@ def selftune_window(url: str, name: str, window: int, cap: float) -> tuple[float
         have = len(study.trials)  # the handle's first read
         study.optimize(st_trivial, trials=have + 10, progress=False)
         first = time.perf_counter() - t0
-        done = 0
-
-        def count(_s: Any, _r: Any) -> None:
-            nonlocal done
-            done += 1
-
-        t0 = time.perf_counter()
-        study.optimize(st_trivial, trials=have + 10 + window, progress=False, timeout=cap, callbacks=[count])
-        elapsed = time.perf_counter() - t0
+        stamps = [time.perf_counter()]
+        study.optimize(st_trivial, trials=have + 10 + window, progress=False, timeout=cap,
+                       callbacks=[lambda _s, _r: stamps.append(time.perf_counter())])
     finally:
         study.close()
         study.storage.close()
-    return first, elapsed / max(done, 1), done
+    return first, stamps
 
 
 def optuna_fill(url: str, name: str, size: int) -> None:
@@ -485,7 +482,7 @@ def optuna_fill(url: str, name: str, size: int) -> None:
     _analyze(url)
 
 
-def optuna_window(url: str, name: str, window: int, cap: float) -> tuple[float, float, int]:
+def optuna_window(url: str, name: str, window: int, cap: float) -> tuple[float, list[float]]:
     import optuna
 
     t0 = time.perf_counter()
@@ -493,18 +490,73 @@ def optuna_window(url: str, name: str, window: int, cap: float) -> tuple[float, 
     try:
         study.optimize(op_trivial, n_trials=10)
         first = time.perf_counter() - t0
-        done = 0
-
-        def count(_s: Any, _t: Any) -> None:
-            nonlocal done
-            done += 1
-
-        t0 = time.perf_counter()
-        study.optimize(op_trivial, n_trials=window, timeout=cap, callbacks=[count])
-        elapsed = time.perf_counter() - t0
+        stamps = [time.perf_counter()]
+        study.optimize(op_trivial, n_trials=window, timeout=cap,
+                       callbacks=[lambda _s, _t: stamps.append(time.perf_counter())])
     finally:
         _optuna_dispose(study)
-    return first, elapsed / max(done, 1), done
+    return first, stamps
+
+
+ROUNDS = 3  # the windows at the different sizes are interleaved in this many rounds
+
+
+def measure_growth(dbs: Databases, storage: str, libs: list[str], cfg: Config) -> list[Growth]:
+    """Per-trial cost at each of ``cfg.sizes``: one study per size and library, filled first; then ``ROUNDS``
+    rounds, each timing a fresh handle's first 10 trials and a third of the window at every size and library
+    in turn (so that load from other work on the machine hits every size alike)."""
+    fills = {"selftune": selftune_fill, "optuna": optuna_fill}
+    windows = {"selftune": selftune_window, "optuna": optuna_window}
+    name = "growth"
+    urls: dict[tuple[str, int], str] = {}
+    out: dict[tuple[str, int], Growth] = {}
+    each: dict[tuple[str, int], list[float]] = {}
+    firsts: dict[tuple[str, int], list[float]] = {}
+    wall: dict[tuple[str, int], float] = {}
+    try:
+        for size in cfg.sizes:
+            for lib in libs:
+                key = (lib, size)
+                out[key], each[key], firsts[key], wall[key] = Growth(lib, storage, size), [], [], 0.0
+                urls[key] = dbs.new(storage, f"g{lib[:2]}{size}")
+                try:
+                    with _step(f"{STORAGE_NAMES[storage]}: {lib} fill to {size:,}"):
+                        t0 = time.perf_counter()
+                        fills[lib](urls[key], name, size)
+                        out[key].fill = time.perf_counter() - t0
+                except Exception as exc:
+                    traceback.print_exc(file=sys.stderr)
+                    out[key].error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        per_round = -(-cfg.window // ROUNDS)
+        for r in range(ROUNDS):
+            for size in cfg.sizes:
+                for lib in libs:
+                    key = (lib, size)
+                    if out[key].error:
+                        continue
+                    with _step(f"{STORAGE_NAMES[storage]}: {lib} at {size:,}, round {r + 1}/{ROUNDS}") as note:
+                        try:
+                            first, stamps = windows[lib](urls[key], name, per_round, cfg.window_cap / ROUNDS)
+                        except Exception as exc:
+                            traceback.print_exc(file=sys.stderr)
+                            out[key].error = f"{type(exc).__name__}: {str(exc)[:200]}"
+                            continue
+                        times = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+                        each[key] += times
+                        firsts[key].append(first)
+                        wall[key] += stamps[-1] - stamps[0]
+                        if times:
+                            note.append(f"-> median {_ms(statistics.median(times))} ms/trial, first 10: {first:.2f} s")
+    finally:
+        for url in urls.values():
+            dbs.drop(url)
+    for key, g in out.items():
+        if each[key]:
+            g.timed = len(each[key])
+            g.per_trial = statistics.median(each[key])
+            g.mean = wall[key] / len(each[key])
+            g.first = statistics.median(firsts[key])
+    return list(out.values())
 
 
 # -- the report -----------------------------------------------------------------------------------------------
@@ -558,6 +610,10 @@ def _rate(x: float | None) -> str:
     if x is None:
         return "—"
     return f"{x:.0f}" if x >= 10 else f"{x:.1f}"
+
+
+def _ms(x: float | None) -> str:
+    return "—" if x is None else f"{x * 1000:.2f}"
 
 
 def _ratio(a: float | None, b: float | None) -> str:
@@ -626,6 +682,10 @@ def render(env: dict[str, str], cfg: Config, args: argparse.Namespace, cells: li
         "object_store_memory=100 MiB)` (`ray.init` not timed; without `reuse_actors=True` Ray Tune started a "
         "process per trial here: about 1 trial/s). Ray Tune has no SQL storage (results go to files): its rows "
         "are the same run shown in both storages' tables.",
+        f"- Reading the numbers: this machine has {os.cpu_count()} cores, so with the trivial objective more "
+        "workers cannot add CPU beyond that (the steady rate then measures how well the storage takes concurrent "
+        "writers), and the total rate pays for starting k interpreters on those cores; the sleep objective is "
+        "where k workers should give k times the rate.",
         "",
     ]
     by = {(c.lib, c.storage, c.objective, c.workers): c for c in cells}
@@ -669,12 +729,16 @@ def render(env: dict[str, str], cfg: Config, args: argparse.Namespace, cells: li
         lines += [
             "### Per-trial cost as the study grows",
             "",
-            f"One process, trivial objective, random sampler. The study is filled to each size (not timed: "
+            f"One process, trivial objective, random sampler. A study is filled to each size (not timed: "
             "selftune with `optimize` in batches, Optuna with `add_trials`; durability relaxed while filling: "
             "PostgreSQL `synchronous_commit=off`, Optuna's SQLite `synchronous=OFF`; then `ANALYZE` on "
-            f"PostgreSQL); a fresh study handle then runs 10 trials (\"first 10\": it reads the stored trials "
-            f"once) and a window of {cfg.window} trials is timed (cut at {cfg.window_cap:g} s). Milliseconds per "
-            "trial in the window; the growth column is the largest size over the smallest.",
+            f"PostgreSQL), one study per size and library. Then {ROUNDS} rounds, each visiting every size and "
+            "library in turn (so that load from other work hits them alike): a fresh study handle runs 10 trials "
+            "(\"first 10\", median over the rounds: it reads the stored trials once), then "
+            f"{-(-cfg.window // ROUNDS)} trials are timed; {ROUNDS * -(-cfg.window // ROUNDS)} timed trials per "
+            f"size in all (a round is cut at {cfg.window_cap / ROUNDS:g} s; `[n]` marks fewer). Milliseconds per trial in the window, **median** of the trials' times (robust to "
+            "the load from other work on this machine) and, after it, the mean (window wall time over trials); "
+            "the growth column is the median at the largest size over the median at the smallest.",
             "",
             "| storage | library | " + " | ".join(f"ms/trial at {s:,}" for s in sizes)
             + f" | {sizes[-1]:,} / {sizes[0]:,} | first 10 at " + " / ".join(f"{s:,}" for s in sizes) + " (s) |",
@@ -686,7 +750,7 @@ def render(env: dict[str, str], cfg: Config, args: argparse.Namespace, cells: li
                 gs = [gby.get((lib, storage, s)) for s in sizes]
                 if not any(gs):
                     continue
-                ms = ["—" if g is None or g.per_trial is None else f"{g.per_trial * 1000:.2f}"
+                ms = ["—" if g is None or g.per_trial is None else f"{_ms(g.per_trial)} ({_ms(g.mean)})"
                       + ("" if g.timed >= cfg.window else f" [{g.timed}]") for g in gs]
                 lo, hi = gs[0], gs[-1]
                 growth_txt = (_ratio(hi.per_trial, lo.per_trial) if lo and hi else "—")
@@ -734,8 +798,8 @@ def goals(cells: list[Cell], growth: list[Growth], cfg: Config) -> list[str]:
             ok = r <= 1.25
             out.append(
                 f"- No growth in per-trial cost from {sizes[0]:,} to {sizes[-1]:,} trials ({STORAGE_NAMES[storage]}): "
-                f"{gs[sizes[0]].per_trial * 1000:.2f} → {gs[sizes[-1]].per_trial * 1000:.2f} ms per trial "  # type: ignore[operator]
-                f"(× {r:.2f}) — **{'met' if ok else 'not met'}** (taken as met within the noise, ≤ × 1.25)."
+                f"{_ms(gs[sizes[0]].per_trial)} → {_ms(gs[sizes[-1]].per_trial)} ms per trial (median; means "
+                f"{_ms(gs[sizes[0]].mean)} → {_ms(gs[sizes[-1]].mean)}) (× {r:.2f}) — **{'met' if ok else 'not met'}** (taken as met within the noise, ≤ × 1.25)."
             )
     return out + [""]
 
@@ -874,29 +938,9 @@ def run(args: argparse.Namespace) -> int:
                     cells += got
         if not args.no_growth:
             print("per-trial cost as the study grows:", file=sys.stderr)
-            fills = {"selftune": selftune_fill, "optuna": optuna_fill}
-            windows = {"selftune": selftune_window, "optuna": optuna_window}
+            glibs = ["selftune"] + ([] if args.no_optuna else ["optuna"])
             for storage in args.storages:
-                glibs = ["selftune"] + ([] if args.no_optuna else ["optuna"])
-                urls = {lib: dbs.new(storage, "g" + lib) for lib in glibs}
-                name = "growth"
-                for size in cfg.sizes:
-                    for lib in glibs:
-                        g = Growth(lib, storage, size)
-                        try:
-                            with _step(f"{STORAGE_NAMES[storage]}: {lib} fill to {size:,}"):
-                                t0 = time.perf_counter()
-                                fills[lib](urls[lib], name, size)
-                                g.fill = time.perf_counter() - t0
-                            with _step(f"{STORAGE_NAMES[storage]}: {lib} at {size:,}, {cfg.window} trials") as note:
-                                g.first, g.per_trial, g.timed = windows[lib](urls[lib], name, cfg.window, cfg.window_cap)
-                                note.append(f"-> {g.per_trial * 1000:.2f} ms/trial, first 10: {g.first:.2f} s")
-                        except Exception as exc:
-                            traceback.print_exc(file=sys.stderr)
-                            g.error = f"{type(exc).__name__}: {str(exc)[:200]}"
-                        growth.append(g)
-                for url in urls.values():
-                    dbs.drop(url)
+                growth += measure_growth(dbs, storage, glibs, cfg)
     finally:
         dbs.close()
     took = time.perf_counter() - t_start
