@@ -72,8 +72,8 @@ def _no_gc() -> Iterator[None]:
 
 def read_trials_fast(storage: SQLStorage, study_id: int, cursor: int = 0) -> tuple[list[TrialRecord], int]:
     """The trials of study ``study_id`` changed after ``cursor`` (every trial from 0), and the new cursor."""
-    with _no_gc():
-        return _read(storage, study_id, cursor)
+    with _no_gc():  # a lost PostgreSQL connection is retried like every storage operation
+        return storage._run(lambda _call: _read(storage, study_id, cursor))
 
 
 def _read(storage: SQLStorage, study_id: int, cursor: int) -> tuple[list[TrialRecord], int]:
