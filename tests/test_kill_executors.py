@@ -682,13 +682,8 @@ def test_kill_cli_workers_alongside(pg: Any, tmp_path: Path) -> None:
     _kill_test(plan, pg, tmp_path, "kill-cli-workers")
 
 
-# -- a known gap: orphans of a driver killed while they start ---------------------------------------------------
+# -- orphans of a driver killed while they start ------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a worker whose stdin closes before its optimize loop starts runs to the budget: the stop watcher's "
-    "study.stop() comes before run_optimize() clears the stop flag (selftune/execution/_child.py, _optimize.py)",
-)
 def test_orphans_of_a_driver_killed_while_they_start(tmp_path: Path) -> None:
     """The driver is SIGKILLed right after it started its 2 workers (their spec is in the pipe, their imports
     are not done): each orphan should stop after one trial at most, not run the study to its budget."""

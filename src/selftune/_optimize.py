@@ -97,7 +97,8 @@ def run_optimize(
             "use workers=2 or more, or executor='process', to run trials in worker processes"
         )
     callbacks = list(callbacks)
-    study._stop_flag.clear()
+    if not study._stop_sticky:  # a worker told to stop while it was starting stops at once
+        study._stop_flag.clear()
     start = time.monotonic()
     handover: Trial | None = None
     with Progress(enabled=progress, total=trials, timeout=timeout, direction=study.direction) as bar:

@@ -101,6 +101,7 @@ class Study:
         self._live: dict[int, Trial] = {}
         self._history: dict[int, History] = {}
         self._stop_flag = threading.Event()
+        self._stop_sticky = False  # set in workers: a stop from the driver survives the start of optimize()
         #: FAILED trials lost to the infrastructure and not retried yet (see selftune._retries)
         self._retry_candidates: set[int] = set()
         self._retried: set[int] = set()  # FAILED trials a retry replaces: they do not count against the budget

@@ -49,6 +49,7 @@ def main() -> int:
                     break
                 if not chunk or b"stop" in chunk:
                     break
+            study._stop_sticky = True
             study.stop()
 
         threading.Thread(target=loop, name="selftune-stop-watch", daemon=True).start()

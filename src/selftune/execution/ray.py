@@ -146,9 +146,11 @@ def _ray_worker(data: bytes, sys_path: list[str], flag: Any) -> int:
             while not done.is_set():
                 try:
                     if ray.get(flag.is_set.remote(), timeout=10):
+                        study._stop_sticky = True
                         study.stop()
                         return
                 except Exception:  # noqa: BLE001 - the driver (and its actor) is gone: finish this trial and stop
+                    study._stop_sticky = True
                     study.stop()
                     return
                 done.wait(0.5)
