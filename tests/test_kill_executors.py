@@ -313,7 +313,8 @@ class KillRun:
         # kills spread over the run: a kill every `spacing / 2` trials on average, so they all fit before the end
         # even though a kill often waits for a replacement to start
         stop_kills_at = plan.budget - END_QUIET
-        spacing = max(6, int(1.2 * (stop_kills_at - 100) / (plan.worker_kills + plan.extra_kills)))
+        # (planned to take about a third of the run: on 2 busy cores kills often wait for replacements)
+        spacing = max(6, int(0.7 * (stop_kills_at - 100) / (plan.worker_kills + plan.extra_kills)))
         # the driver kills and the outage at spread-out points of the budget, apart from each other
         events: list[tuple[int, str]] = []
         slots = plan.driver_kills + (1 if plan.pg_restart else 0)
