@@ -565,6 +565,9 @@ def _check(run: KillRun, late_orphans: list[Proc]) -> dict[str, Any]:
             up = run.drivers[proc.driver + 1].up_at
             assert up is not None, f"driver {proc.driver + 1} never started a worker"
             since = max(since, up)
+        for down, back in run.outages:  # while the server is down nobody can fail anything: count from its return
+            if down <= since + GRACE + REAP_SLACK and since <= back:
+                since = max(since, back)
         assert r.finished_at - since <= GRACE + REAP_SLACK, (
             f"trial {r.number} FAILED {r.finished_at - since:.2f} s after its worker was killed "
             f"(or a reaper started): {r}"
