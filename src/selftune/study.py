@@ -104,6 +104,7 @@ class Study:
         self._stop_sticky = False  # set in workers: a stop from the driver survives the start of optimize()
         #: FAILED trials lost to the infrastructure and not retried yet (see selftune._retries)
         self._retry_candidates: set[int] = set()
+        self._pending: set[int] = set()  # RUNNING or WAITING trials in the cache
         self._retried: set[int] = set()  # FAILED trials a retry replaces: they do not count against the budget
         #: salts the sampler's generator: parallel worker processes under one seed draw distinct points
         self._salt: tuple[int, ...] = ()
@@ -146,6 +147,10 @@ class Study:
         """Cache ``r``, keeping the counts by state and the best trial up to date in O(1)."""
         sign = 1.0 if self.direction == "minimize" else -1.0
         self._best = put_record(self._records, self._counts, self._best, r, sign)
+        if r.state in (TrialState.RUNNING, TrialState.WAITING):  # what History.pending holds
+            self._pending.add(r.number)
+        else:
+            self._pending.discard(r.number)
         if r.state is TrialState.FAILED:
             if RETRIED_AS_KEY in r.system_attrs:
                 self._retried.add(r.number)
@@ -372,9 +377,9 @@ class Study:
             claim=self._count(TrialState.WAITING) > 0,  # just read: skip the probe when none wait
             budget=budget,  # BudgetSpentError if other workers used it up since the read
             # what the proposal was based on, so it can be explained afterwards (see selftune.execution.explain)
-            system_attrs={ASK_KEY: {
-                "seen": len(history), "complete": len(history.complete),
-                "pending": [r.number for r in history.pending], "cursor": self._cursor, "at": time.time(),
+            system_attrs={ASK_KEY: {  # from the cache the history was built from: O(pending), not O(trials)
+                "seen": len(history), "complete": self._counts[TrialState.COMPLETE],
+                "pending": sorted(self._pending), "cursor": self._cursor, "at": time.time(),
             }},
         )
         fixed = {**record.fixed, **fixed}
