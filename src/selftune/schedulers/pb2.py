@@ -25,7 +25,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import linalg, optimize
 
 from selftune.history import History
 from selftune.schedulers.pbt import PopulationBasedTraining
@@ -85,6 +84,7 @@ class _TVGP:
     """A GP with the time-varying squared-exponential kernel on (t, x); hyperparameters by ML-II."""
 
     def __init__(self, t: np.ndarray, x: np.ndarray, y: np.ndarray) -> None:
+        from scipy import linalg  # lazy: workers that never use PB2 skip scipy's import
         self.t, self.x, self.y = t, x, y
         self.theta = self._fit()
         self._factor(self.t, self.x)
@@ -105,6 +105,7 @@ class _TVGP:
         return np.array([var, ell, eps, noise])
 
     def _nll(self, z: np.ndarray) -> float:
+        from scipy import linalg  # lazy: workers that never use PB2 skip scipy's import
         theta = self._unpack(z)
         k = self._k(self.t, self.x, self.t, self.x, theta) + theta[3] * np.eye(len(self.y))
         try:
@@ -115,6 +116,7 @@ class _TVGP:
         return float(0.5 * self.y @ alpha + np.log(np.diag(c[0])).sum())
 
     def _fit(self) -> np.ndarray:
+        from scipy import optimize  # lazy: workers that never use PB2 skip scipy's import
         starts = [np.array([0.0, math.log(0.3), math.log(0.1 / 0.4), math.log(0.1)]),
                   np.array([0.0, math.log(0.05), 0.0, math.log(0.01)])]
         best = None
@@ -127,6 +129,7 @@ class _TVGP:
         return self._unpack(best.x)
 
     def _factor(self, t: np.ndarray, x: np.ndarray) -> None:
+        from scipy import linalg  # lazy: workers that never use PB2 skip scipy's import
         k = self._k(t, x, t, x, self.theta) + self.theta[3] * np.eye(len(t))
         self._c = linalg.cho_factor(k + _JITTER * np.eye(len(t)), lower=True)
         self._tf, self._xf = t, x
@@ -142,6 +145,7 @@ class _TVGP:
         return np.asarray(self._k(t, x, self.t, self.x, self.theta) @ self._alpha)
 
     def std(self, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+        from scipy import linalg  # lazy: workers that never use PB2 skip scipy's import
         ks = self._k(t, x, self._tf, self._xf, self.theta)
         v = linalg.cho_solve(self._c, ks.T)
         var = self.theta[0] - (ks * v.T).sum(1)
@@ -160,6 +164,7 @@ class PB2(PopulationBasedTraining):
         self, trial: TrialRecord, source: TrialRecord, step: int, history: History, rng: np.random.Generator
     ) -> dict[str, Any]:
         """UCB-optimal numeric hyperparameters for the source's context; categorical ones explored as PBT."""
+        from scipy import optimize  # lazy: workers that never use PB2 skip scipy's import
         domains = history.params
         numeric = [h for h in sorted(self.hyperparams) if h in source.params and not isinstance(domains.get(h), Choice)]
         out = self.explore(source.params, domains, rng)  # categoricals (and the fallback for numerics)
