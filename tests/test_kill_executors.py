@@ -2,7 +2,7 @@
 
 The main test runs on a private PostgreSQL server (``tests/pg_server.py``). A driver process
 (``tests/kill_executor_objective.py`` run as a script) runs ``study.optimize(objective, trials=BUDGET,
-workers=8, retries=1)``; the objective takes 1-10 ms. While it runs, the test
+workers=8, retries=1)``; the objective takes 10-50 ms. While it runs, the test
 
 - SIGKILLs at least 50 local worker processes (``python -m selftune.execution._child``, found as the driver's
   children in ``/proc``), at random moments (spread over the run), preferring one the storage shows with a trial
@@ -321,7 +321,7 @@ class KillRun:
         kinds = ["driver"] * plan.driver_kills
         if plan.pg_restart:
             kinds.insert(len(kinds) // 2 + 1, "outage")
-        span = stop_kills_at - 100
+        span = int(0.6 * (stop_kills_at - 100))  # early enough that a kill waiting for a busy worker still fits
         for i, kind in enumerate(kinds):
             lo = 100 + span * i // slots
             events.append((lo + rng.randint(span // (4 * slots), span * 3 // (4 * slots)), kind))

@@ -38,6 +38,15 @@ logger = logging.getLogger("selftune")
 _FINISHED = (TrialState.COMPLETE, TrialState.STOPPED, TrialState.FAILED)
 
 
+class _Waiting:
+    """A placeholder handle: the driver waits for RUNNING trials of other workers to finish or be reaped."""
+
+
+def _live(handles: dict[str, Any]) -> list[Any]:
+    """The handles of real workers (not the placeholder that waits for running trials)."""
+    return [h for h in handles.values() if not isinstance(h, _Waiting)]
+
+
 class WorkerError(SelftuneError, RuntimeError):
     """A worker stopped the run: the objective raised an exception not in ``catch`` (its type, message and
     the worker's traceback are in the message), or workers kept dying before finishing any trial."""
@@ -184,7 +193,7 @@ class Executor(ABC):
                         enqueue_retries(study, retries + 1)
                     if study._stop_flag.is_set() and not stopping:
                         stopping = True
-                        for h in handles.values():
+                        for h in _live(handles):
                             self._stop(h)
                     if trial_timeout is not None:
                         now = time.monotonic()
@@ -194,7 +203,12 @@ class Executor(ABC):
                                 reason = f"{TRIAL_TIMEOUT} after {trial_timeout:g} s (trial_timeout); its worker was killed"
                                 self._fail(study, number, reason)
                                 first_seen.pop(number, None)
+                    waiting = handles.pop("(waiting for running trials)", None)
+                    if waiting is not None and self._unsettled(study, start, timeout):
+                        handles["(waiting for running trials)"] = waiting
                     for tag, h in list(handles.items()):
+                        if isinstance(h, _Waiting):
+                            continue
                         ended = self._poll(h)
                         if ended is None:
                             continue
@@ -205,7 +219,7 @@ class Executor(ABC):
                             failure = failure or ended.failure
                             if not stopping:
                                 stopping = True
-                                for other in handles.values():
+                                for other in _live(handles):
                                     self._stop(other)
                             continue
                         lost = [n for n, (t, _) in first_seen.items() if t == tag]
@@ -227,17 +241,23 @@ class Executor(ABC):
                             )
                         spec, data = spec_for()
                         handles[spec.tag] = self._start(spec, data)
-                    if not handles and not stopping and self._work_left(study, refresh, trials, retries, start, timeout):
-                        # the last worker ended, then a trial failed late (killed at its timeout) and was retried
-                        spec, data = spec_for()
-                        handles[spec.tag] = self._start(spec, data)
+                    if not handles and not stopping:
+                        if self._work_left(study, refresh, trials, retries, start, timeout):
+                            # the last worker ended, then a trial failed late (a dead or hung worker's) and was retried
+                            spec, data = spec_for()
+                            handles[spec.tag] = self._start(spec, data)
+                        elif retries and self._unsettled(study, start, timeout):
+                            # with retries the budget is met only once every trial has finished: a trial still
+                            # RUNNING may belong to a dead worker elsewhere (this study's reaper fails it after the
+                            # grace period, then it is retried here)
+                            handles["(waiting for running trials)"] = _Waiting()
                     best = study._best
                     bar.update(budget_used(study), None if best is None else best.value)
                 refresh()
                 best = study._best
                 bar.update(budget_used(study), None if best is None else best.value)
         except BaseException:
-            for h in handles.values():
+            for h in _live(handles):
                 self._kill(h)
             raise
         finally:
@@ -262,6 +282,13 @@ class Executor(ABC):
             enqueue_retries(study, retries + 1)
             refresh()
         return trials is None or budget_used(study) < trials
+
+    @staticmethod
+    def _unsettled(study: Study, start: float, timeout: float | None) -> bool:
+        """Whether trials of the study are still RUNNING (and the timeout, if any, has not passed)."""
+        if timeout is not None and time.monotonic() - start >= timeout:
+            return False
+        return study._count(TrialState.RUNNING) > 0
 
     def _fail(self, study: Study, number: int, reason: str) -> None:
         try:
