@@ -11,7 +11,7 @@ failed attempt saved checkpoints, the newest one is copied to the retry, with th
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from selftune.exceptions import CheckpointError, TrialStateError
 from selftune.storage._base import RETRY_KEY
@@ -75,8 +75,3 @@ def restore_retry(study: Study, record: TrialRecord) -> tuple[dict[int, float], 
     store.commit_copy(record.number, staged, ckpt.step)
     return curve, ckpt.step
 
-
-def retry_info(record: TrialRecord) -> dict[str, Any] | None:
-    """``{"of": first attempt, "previous": failed trial, "attempt": k}`` if ``record`` is a retry, else None."""
-    info = record.fixed.get(RETRY_KEY)
-    return dict(info) if info else None

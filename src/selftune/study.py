@@ -541,7 +541,7 @@ class Study:
         from selftune.execution import resolve_executor
 
         check_run_args(workers, retries, trial_timeout)
-        runner = resolve_executor(executor, workers, trial_timeout)
+        runner = resolve_executor(executor, workers)
         self._heartbeat.start()  # the reaper runs on its timer even if the budget is already met
         if runner is None:
             run_optimize(

@@ -21,7 +21,7 @@ __all__ = ["Executor", "ProcessExecutor", "Proposal", "RayExecutor", "WorkerErro
 _NAMES = ("process", "ray")
 
 
-def resolve_executor(executor: Any, workers: int, trial_timeout: float | None) -> Executor | None:
+def resolve_executor(executor: Any, workers: int) -> Executor | None:
     """The executor ``optimize(workers=, executor=)`` asks for; None runs trials in this process."""
     if executor is None:
         return ProcessExecutor(workers) if workers > 1 else None

@@ -138,14 +138,18 @@ class PostgresOneShot:
             RETURNING {tr}.id
             """
         )
-        self.set_params = sa.text(
-            f"""
+        # bump the study's seq (its lock) and touch trial :b_number if RUNNING: `t` holds its row id, else nothing
+        touch_running = f"""
             WITH b AS (UPDATE {st} SET seq = seq + 1 WHERE id = :b_sid RETURNING seq),
             t AS (
                 UPDATE {tr} SET seq = b.seq FROM b
                 WHERE {tr}.study_id = :b_sid AND {tr}.number = :b_number AND {tr}.state = 'RUNNING'
                 RETURNING {tr}.id
             )
+        """
+        self.set_params = sa.text(
+            f"""
+            {touch_running}
             INSERT INTO {tp} (trial_id, name, value)
             SELECT t.id, v.name, v.value
             FROM t CROSS JOIN unnest(CAST(:b_names AS text[]), CAST(:b_values AS text[])) AS v(name, value)
@@ -165,12 +169,7 @@ class PostgresOneShot:
         )
         self.report = sa.text(
             f"""
-            WITH b AS (UPDATE {st} SET seq = seq + 1 WHERE id = :b_sid RETURNING seq),
-            t AS (
-                UPDATE {tr} SET seq = b.seq FROM b
-                WHERE {tr}.study_id = :b_sid AND {tr}.number = :b_number AND {tr}.state = 'RUNNING'
-                RETURNING {tr}.id
-            )
+            {touch_running}
             INSERT INTO {tv} (trial_id, step, value) SELECT t.id, :b_step, :b_value FROM t
             RETURNING trial_id
             """

@@ -80,6 +80,7 @@ class _Study:
     trials: list[_Trial] = field(default_factory=list)
     seq: int = 0
     waiting: list[int] = field(default_factory=list)
+    retried: int = 0  # FAILED trials a retry replaces (they do not count against a budget)
     #: trial numbers in the order they last changed, so reads walk only what changed
     recent: OrderedDict[int, None] = field(default_factory=OrderedDict)
 
@@ -217,12 +218,9 @@ class MemoryStorage(Storage):
         with self._lock:
             s = self._study(study_id)
             now = time.time()
-            if budget is not None:
-                started = sum(
-                    t.state is not TrialState.WAITING
-                    and not (t.state is TrialState.FAILED and RETRIED_AS_KEY in t.fields["system_attrs"])
-                    for t in s.trials
-                )
+            if budget is not None:  # O(waiting), not O(trials): retried failures are counted as they happen
+                waiting = sum(s.trials[n].state is TrialState.WAITING for n in s.waiting)
+                started = len(s.trials) - waiting - s.retried
                 if started >= budget:
                     raise BudgetSpentError(f"study {s.info.name!r} has {started} started trials (budget {budget})")
             while claim and s.waiting:
@@ -336,6 +334,7 @@ class MemoryStorage(Storage):
             new.fixed = loads(dumps(fixed, "retried parameters"))
             s.waiting.append(new.fields["number"])
             self._bump(s, t, system_attrs={**t.fields["system_attrs"], RETRIED_AS_KEY: new.fields["number"]})
+            s.retried += 1
             return new.record
 
     def heartbeat(self, study_id: int, numbers: Sequence[int]) -> list[int]:

@@ -310,6 +310,15 @@ class SQLStorage(Storage):
             call.commit_started = True
             yield conn
 
+    def _one_shot(self, call: _Call, statement: Any, params: Mapping[str, Any]) -> Any:
+        """Run one of :class:`PostgresOneShot`'s statements; its first row, or None when its fast path does not
+        apply (then nothing was written and the caller's general transaction runs)."""
+        with self._tx_one(call) as conn:
+            row = conn.execute(statement, params).first()
+        if row is None:
+            call.commit_started = False
+        return row
+
     def _run(self, body: Callable[[_Call], _T], *, retry: bool = True, lost: Any = None) -> _T:
         """Run one storage operation ``body(call)``, reconnecting while the connection is lost (see the module
         doc). With ``retry=False`` a lost connection returns ``lost`` instead of retrying."""
@@ -699,18 +708,13 @@ class SQLStorage(Storage):
             if mine is not None:
                 return mine
             if self._one is not None and not claim:  # PostgreSQL: one statement when nothing is to be claimed
-                with self._tx_one(call) as conn:
-                    number = conn.execute(
-                        self._one.start,
-                        {
-                            "b_sid": study_id, "b_budget": budget, "b_retried": RETRIED_AS_KEY, "b_now": now,
-                            "b_worker": worker, "b_names": list(clean), "b_values": list(clean.values()),
-                            "b_keys": list(system), "b_attrs": list(system.values()),
-                        },
-                    ).scalar()
-                if number is not None:
-                    return int(number)
-                call.commit_started = False
+                row = self._one_shot(call, self._one.start, {
+                    "b_sid": study_id, "b_budget": budget, "b_retried": RETRIED_AS_KEY, "b_now": now,
+                    "b_worker": worker, "b_names": list(clean), "b_values": list(clean.values()),
+                    "b_keys": list(system), "b_attrs": list(system.values()),
+                })
+                if row is not None:
+                    return int(row[0])
             with self._tx(call, write=True) as conn:
                 if budget is not None:
                     _, next_number = self._bump(conn, study_id)  # the study's lock first: the check holds
@@ -763,15 +767,11 @@ class SQLStorage(Storage):
         def body(call: _Call) -> None:
             try:
                 if self._one is not None:  # PostgreSQL: one statement; no row: not RUNNING (the general path says)
-                    with self._tx_one(call) as conn:
-                        row = conn.execute(
-                            self._one.set_params,
-                            {"b_sid": study_id, "b_number": number, "b_names": [r["name"] for r in rows],
-                             "b_values": [r["value"] for r in rows]},
-                        ).first()
-                    if row is not None:
+                    if self._one_shot(call, self._one.set_params, {
+                        "b_sid": study_id, "b_number": number, "b_names": [r["name"] for r in rows],
+                        "b_values": [r["value"] for r in rows],
+                    }) is not None:
                         return
-                    call.commit_started = False
                 with self._tx(call, write=True) as conn:
                     seq, _ = self._bump(conn, study_id)
                     tid = self._touch_running(conn, study_id, number, seq)
@@ -795,14 +795,10 @@ class SQLStorage(Storage):
         def body(call: _Call) -> None:
             try:
                 if self._one is not None:  # PostgreSQL: one statement; no row: not RUNNING (the general path says)
-                    with self._tx_one(call) as conn:
-                        row = conn.execute(
-                            self._one.report,
-                            {"b_sid": study_id, "b_number": number, "b_step": int(step), "b_value": float(value)},
-                        ).first()
-                    if row is not None:
+                    if self._one_shot(call, self._one.report, {
+                        "b_sid": study_id, "b_number": number, "b_step": int(step), "b_value": float(value),
+                    }) is not None:
                         return
-                    call.commit_started = False
                 with self._tx(call, write=True) as conn:
                     seq, _ = self._bump(conn, study_id)
                     tid = self._touch_running(conn, study_id, number, seq)
@@ -848,17 +844,11 @@ class SQLStorage(Storage):
 
         def body(call: _Call) -> None:
             if self._one is not None:  # PostgreSQL: one statement; no row: not RUNNING, the general path says why
-                with self._tx_one(call) as conn:
-                    row = conn.execute(
-                        self._one.finish,
-                        {
-                            "b_sid": study_id, "b_number": number, "b_allowed": allowed, "b_state": state.value,
-                            "b_value": value, "b_reason": reason, "b_tb": traceback,
-                        },
-                    ).first()
-                if row is not None:
+                if self._one_shot(call, self._one.finish, {
+                    "b_sid": study_id, "b_number": number, "b_allowed": allowed, "b_state": state.value,
+                    "b_value": value, "b_reason": reason, "b_tb": traceback,
+                }) is not None:
                     return
-                call.commit_started = False
             with self._tx(call, write=True) as conn:
                 seq, _ = self._bump(conn, study_id)
                 row = conn.execute(
