@@ -8,62 +8,23 @@ Concurrency rules:
 - trial numbers come from the study row's ``next_number`` counter, backed by a unique constraint.
 - heartbeats and the reaper use the database's clock, so workers on machines with skewed clocks agree.
 
-Connection loss (PostgreSQL):
-- every operation runs in :meth:`SQLStorage._run`: when the connection is lost or the server cannot be
-  reached (a restart, a dropped TCP connection: psycopg ``OperationalError`` without an SQL state or with
-  class 08, 57P01-57P03, 53300, or anything SQLAlchemy flags as a disconnect) the whole operation runs
-  again on a new connection after a jittered exponential backoff (at once, then 0.05 s doubling to 2 s)
-  until ``reconnect_timeout`` seconds (default 60, or ``$SELFTUNE_RECONNECT_TIMEOUT``) have passed since its
-  first failure; then :class:`~selftune.exceptions.StorageURLError` names the URL (password masked) and how
-  long it tried. Nothing else is retried (integrity errors, state errors, SQL errors).
-- a disconnect invalidates the pool, so stale pooled connections (the server restarted while this process
-  was idle) cost one failed statement and an immediate retry, never an error. No ``pool_pre_ping``: it would
-  add a round trip to every transaction.
-- a storage that has never connected fails at once (``cannot connect``): a URL that never answered is far
-  more likely wrong than restarting.
-- TCP keepalives and ``tcp_user_timeout`` (unless the URL sets them) turn a silently dropped connection into an
-  error within about 30 s instead of a hang; ``connect_timeout`` is 10 s.
-- SQLite has no server to lose; its lock waits are bounded by ``busy_timeout`` and nothing is retried.
-
-Writes whose COMMIT outcome is unknown (the connection died while committing; only then, since a
-connection lost before COMMIT rolls the transaction back) are retried so that a second application is
-recognised rather than refused or doubled:
-- ``finish_trial``: the trial already finished in the same state with the same value and reason: success;
-- ``report``: the step is stored with the same value: success; ``set_trial_params``: every value is stored
-  and equal: success; ``pause_trial``: the trial is PAUSED: success; ``resume_trial``: RUNNING by this worker:
-  its record; ``delete_study``: the study is gone: success; ``create_study``: a study of that name with our
-  ``created_at``: its info;
-- ``start_trial``, ``enqueue_trial`` and ``retry_trial`` look for the trial their first attempt may have
-  written (same ``created_at``, and for ``start_trial`` the same worker and ``started_at``; ``time.time()``
-  taken once per call) and return it instead of writing a second one, so none of them duplicates a trial.
-  Were one ever duplicated anyway, nothing is lost: a started trial nobody runs is reaped FAILED after the
-  grace period, and a duplicated WAITING trial is one more trial of the budget;
-- ``set_trial_attr``, ``set_study_attr``, ``define_param`` and ``heartbeat`` are idempotent as they stand.
-- ``reap`` is never retried, and reaps nothing in a call that finds this storage reconnecting: after an
-  outage every heartbeat is stale. :attr:`SQLStorage.reconnected_at` tells the heartbeat thread when the
-  last outage ended, so it waits a grace period of working storage before it reaps again.
+A lost connection to PostgreSQL is survived by repeating the operation on a new connection, and a write whose
+COMMIT outcome is unknown recognises its own earlier success: see :mod:`selftune.storage._connection`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import math
 import os
-import random
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypeVar, overload
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, overload
 
 import sqlalchemy as sa
-from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
 
 from selftune.exceptions import (
-    InvalidParameterError,
-    MissingDependencyError,
     SchemaVersionError,
     StorageURLError,
     StudyExistsError,
@@ -90,6 +51,14 @@ from selftune.storage._base import (
     loads,
     retry_fixed,
 )
+from selftune.storage._connection import (
+    RECONNECT_TIMEOUT_ENV,
+    Call,
+    Connected,
+    mask_url,
+    postgres_engine,
+    sqlite_engine,
+)
 from selftune.storage._statements import PostgresOneShot, Statements
 from selftune.trial import TrialRecord, TrialState
 
@@ -98,104 +67,15 @@ __all__ = ["SQLStorage", "mask_url", "RECONNECT_TIMEOUT_ENV"]
 logger = logging.getLogger("selftune")
 
 _SCHEMA_LOCK_KEY = 0x5E1F7A4E  # pg_advisory_xact_lock key for creating the schema
-RECONNECT_TIMEOUT_ENV = "SELFTUNE_RECONNECT_TIMEOUT"
-DEFAULT_RECONNECT_TIMEOUT = 60.0
-BACKOFF_FIRST = 0.05  # seconds before the second retry (the first is immediate: a stale pooled connection)
-BACKOFF_MAX = 2.0
-# SQL states of a lost or refused connection: class 08 (connection exception), admin/crash shutdown, the
-# server starting up or shutting down (57P03), too many clients while everyone reconnects (53300)
-_CONNECTION_STATES = ("57P01", "57P02", "57P03", "53300")
-# libpq settings unless the URL sets them: a silently dropped connection errors instead of hanging forever
-_PG_CONNECT_DEFAULTS = {
-    "connect_timeout": 10,
-    "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 30000,
-}
-
-_T = TypeVar("_T")
 
 
-class _Call:
-    """The state of one storage operation across its attempts."""
-
-    __slots__ = ("attempts", "first_failure", "connecting", "commit_started", "maybe_committed")
-
-    def __init__(self) -> None:
-        self.attempts = 0
-        self.first_failure: float | None = None
-        self.connecting = False
-        self.commit_started = False  # this attempt's write transaction reached its COMMIT
-        self.maybe_committed = False  # an earlier attempt died in its COMMIT: its writes may be stored
-
-
-def _reconnect_timeout(value: float | None) -> float:
-    source = "reconnect_timeout"
-    if value is None:
-        text = os.environ.get(RECONNECT_TIMEOUT_ENV, "").strip()
-        if not text:
-            return DEFAULT_RECONNECT_TIMEOUT
-        source = f"${RECONNECT_TIMEOUT_ENV}"
-        try:
-            value = float(text)
-        except ValueError:
-            raise InvalidParameterError(f"{source} must be a number of seconds >= 0, got {text!r}") from None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not (value >= 0 and math.isfinite(value)):
-        raise InvalidParameterError(f"{source} must be a finite number of seconds >= 0, got {value!r}")
-    return float(value)
-
-
-def _connection_error(exc: BaseException) -> bool:
-    """Whether a PostgreSQL error means the connection is lost or cannot be made (worth reconnecting)."""
-    if isinstance(exc, IntegrityError):
-        return False
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        exc = exc.orig  # type: ignore[assignment]
-    try:
-        import psycopg
-    except ModuleNotFoundError:  # pragma: no cover - no PostgreSQL without it
-        return False
-    if not isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return False
-    state = getattr(exc, "sqlstate", None)
-    if state is None:  # raised by the client: connection refused, reset, closed, timed out
-        return True
-    return state.startswith("08") or state in _CONNECTION_STATES
-
-
-def mask_url(url: str | URL) -> str:
-    """The URL as text with its password replaced by ``***``."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a URL too broken to parse is shown without its credentials part
-        text = str(url)
-        if "@" in text and "://" in text:
-            scheme, rest = text.split("://", 1)
-            return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-        return text
-
-
-class SQLStorage(Storage):
+class SQLStorage(Connected, Storage):
     """Storage in an SQL database: ``sqlite:///path.db`` or ``postgresql://user@host:port/db``."""
-
-    #: ``time.monotonic()`` when an operation last succeeded after this storage had lost its connection
-    #: (None: never lost); the heartbeat thread waits a grace period of working storage after it to reap
-    reconnected_at: float | None = None
-    #: the longest sleep between two reconnection attempts (seconds)
-    backoff_max: float = BACKOFF_MAX
 
     def __init__(self, url: str, *, busy_timeout: float = 60.0, reconnect_timeout: float | None = None) -> None:
         """``reconnect_timeout``: how long (seconds) an operation on PostgreSQL keeps reconnecting after its
         connection is lost before it raises; default ``$SELFTUNE_RECONNECT_TIMEOUT`` or 60. 0 never retries."""
-        self.reconnect_timeout = _reconnect_timeout(reconnect_timeout)
-        self._connected = False  # a storage that never connected fails at once: its URL is likely wrong
-        self._down_since: float | None = None  # monotonic time of the first failure of an ongoing outage
-        self._outage_lock = threading.Lock()
-        self._jitter = random.Random()
+        self._init_connection(reconnect_timeout)
         try:
             sa_url = make_url(url)
         except ArgumentError:
@@ -206,9 +86,9 @@ class SQLStorage(Storage):
         self.url = mask_url(sa_url)
         backend = sa_url.get_backend_name()
         if backend == "sqlite":
-            self._engine = self._sqlite_engine(sa_url, busy_timeout)
+            self._engine = sqlite_engine(sa_url, busy_timeout)
         elif backend == "postgresql":
-            self._engine = self._postgres_engine(sa_url)
+            self._engine = postgres_engine(sa_url)
         else:
             raise StorageURLError(
                 f"unsupported storage URL {self.url!r}; expected sqlite:///path.db, postgresql://... or memory"
@@ -225,161 +105,6 @@ class SQLStorage(Storage):
         """Beside an SQLite file: ``<file>.artifacts``; none for PostgreSQL (give a shared path)."""
         return None if self._sqlite_file is None else self._sqlite_file + ".artifacts"
 
-    # -- engines ----------------------------------------------------------------------------------------
-    @staticmethod
-    def _sqlite_engine(url: URL, busy_timeout: float) -> Engine:
-        if url.database in (None, "", ":memory:"):
-            raise StorageURLError("an SQLite storage needs a file path (sqlite:///path.db); use 'memory' for memory")
-        engine = sa.create_engine(
-            url, connect_args={"timeout": busy_timeout, "check_same_thread": False}, pool_pre_ping=False
-        )
-
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi_conn.cursor()
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-            # switching to WAL takes a lock (and can fail at once under concurrent writers): only when needed
-            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            # a read-then-write needs the write lock from the start, or concurrent writers deadlock
-            write = conn.get_execution_options().get("selftune_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-        return engine
-
-    @staticmethod
-    def _postgres_engine(url: URL) -> Engine:
-        if url.drivername in ("postgresql", "postgres"):
-            url = url.set(drivername="postgresql+psycopg")
-        connect_args = {k: v for k, v in _PG_CONNECT_DEFAULTS.items() if k not in url.query}
-        try:
-            engine = sa.create_engine(url, pool_size=4, max_overflow=4, connect_args=connect_args)
-        except (ModuleNotFoundError, NoSuchModuleError) as exc:
-            raise MissingDependencyError(
-                f"PostgreSQL storage needs psycopg ({exc}); install it with: pip install 'selftune[postgres]'"
-            ) from None
-
-        @event.listens_for(engine, "handle_error")
-        def _handle_error(ctx: Any) -> None:
-            # e.g. "terminating connection due to administrator command" on a connection psycopg still
-            # holds as open: a disconnect all the same, so the pool drops it and every older connection
-            if not ctx.is_disconnect and _connection_error(ctx.original_exception):
-                ctx.is_disconnect = True
-
-        return engine
-
-    # -- transactions -------------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _tx(self, call: _Call, write: bool) -> Iterator[Connection]:
-        """A connection in a transaction (``write``) or for reads, within the operation ``call`` of :meth:`_run`
-        (which learns whether a lost connection died while connecting or while committing)."""
-        call.connecting = True
-        conn = self._engine.connect()
-        call.connecting = False
-        with conn:
-            if write:
-                conn.execution_options(selftune_write=True)
-                with conn.begin():
-                    yield conn
-                    call.commit_started = True
-            elif self.dialect == "postgresql":
-                # Reads need no transaction: changes of a study commit in seq order (see the module doc), so
-                # statement-level snapshots never show a change without the earlier ones.
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-                yield conn
-            else:
-                with conn.begin():  # SQLite: a deferred BEGIN costs no I/O and gives one WAL snapshot
-                    yield conn
-
-    @contextlib.contextmanager
-    def _tx_one(self, call: _Call) -> Iterator[Connection]:
-        """PostgreSQL: a connection in autocommit mode for one data-modifying statement (its own transaction:
-        a connection lost while it runs may have committed it)."""
-        call.connecting = True
-        conn = self._engine.connect()
-        call.connecting = False
-        with conn:
-            conn.execution_options(isolation_level="AUTOCOMMIT")
-            call.commit_started = True
-            yield conn
-
-    def _one_shot(self, call: _Call, statement: Any, params: Mapping[str, Any]) -> Any:
-        """Run one of :class:`PostgresOneShot`'s statements; its first row, or None when its fast path does not
-        apply (then nothing was written and the caller's general transaction runs)."""
-        with self._tx_one(call) as conn:
-            row = conn.execute(statement, params).first()
-        if row is None:
-            call.commit_started = False
-        return row
-
-    def _run(self, body: Callable[[_Call], _T], *, retry: bool = True, lost: Any = None) -> _T:
-        """Run one storage operation ``body(call)``, reconnecting while the connection is lost (see the module
-        doc). With ``retry=False`` a lost connection returns ``lost`` instead of retrying."""
-        call = _Call()
-        while True:
-            call.commit_started = False
-            try:
-                out = body(call)
-            except DBAPIError as exc:
-                reconnectable = self._connected and self.dialect == "postgresql" and _connection_error(exc)
-                if not reconnectable:
-                    if call.connecting:
-                        call.connecting = False
-                        raise StorageURLError(f"cannot connect to storage {self.url!r}: {_first_line(exc)}") from None
-                    raise
-                call.connecting = False
-                self._wait_reconnect(call, exc, retry)
-                if not retry:
-                    return lost
-            else:
-                if self._down_since is not None:
-                    self._mark_up()
-                return out
-
-    def _wait_reconnect(self, call: _Call, exc: DBAPIError, retry: bool) -> None:
-        """Note a lost connection; sleep before the next attempt, or raise once ``reconnect_timeout`` is spent."""
-        now = time.monotonic()
-        if call.commit_started:
-            call.maybe_committed = True
-        if call.first_failure is None:
-            call.first_failure = now
-        with self._outage_lock:
-            if self._down_since is None:
-                self._down_since = now
-                logger.warning(
-                    "lost the connection to storage %r (%s); reconnecting for up to %g s",
-                    self.url, _first_line(exc), self.reconnect_timeout,
-                )
-        if not retry:
-            return
-        waited = now - call.first_failure
-        if waited >= self.reconnect_timeout:
-            raise StorageURLError(
-                f"lost the connection to storage {self.url!r} and could not reconnect: tried for {waited:.1f} s "
-                f"(reconnect_timeout={self.reconnect_timeout:g} s; set it with ${RECONNECT_TIMEOUT_ENV} or "
-                f"SQLStorage(..., reconnect_timeout=...)); last error: {_first_line(exc)}"
-            ) from exc
-        delay = 0.0 if call.attempts == 0 else min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (call.attempts - 1))
-        call.attempts += 1
-        if delay:
-            time.sleep(min(delay * self._jitter.uniform(0.5, 1.0), self.reconnect_timeout - waited))
-
-    def _mark_up(self) -> None:
-        with self._outage_lock:
-            if self._down_since is None:
-                return
-            now = time.monotonic()
-            logger.warning("reconnected to storage %r after %.1f s", self.url, now - self._down_since)
-            self._down_since = None
-            self.reconnected_at = now
-
     def _now(self) -> Any:
         """The database clock in seconds since the epoch, as an SQL expression."""
         if self.dialect == "postgresql":
@@ -387,7 +112,7 @@ class SQLStorage(Storage):
         return (sa.func.julianday("now") - 2440587.5) * 86400.0
 
     def _init_schema(self) -> None:
-        def body(call: _Call) -> int | None:
+        def body(call: Call) -> int | None:
             with self._tx(call, write=True) as conn:
                 if self.dialect == "postgresql":
                     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK_KEY})
@@ -436,7 +161,7 @@ class SQLStorage(Storage):
         t = S.trials.c
         return conn.execute(sa.select(S.trials).where(t.study_id == study_id, t.number == number)).first()
 
-    def _written(self, call: _Call, where: Any) -> TrialRecord | None:
+    def _written(self, call: Call, where: Any) -> TrialRecord | None:
         """After a COMMIT of unknown outcome: the trial matching ``where`` that the lost attempt wrote, if any."""
         if not call.maybe_committed:
             return None
@@ -529,7 +254,7 @@ class SQLStorage(Storage):
             "seq": 0,
         }
 
-        def body(call: _Call) -> StudyInfo:
+        def body(call: Call) -> StudyInfo:
             try:
                 with self._tx(call, write=True) as conn:
                     row = conn.execute(sa.insert(S.studies).values(**values).returning(S.studies)).one()
@@ -545,7 +270,7 @@ class SQLStorage(Storage):
         return self._run(body)
 
     def get_study(self, name: str) -> StudyInfo:
-        def body(call: _Call) -> Any:
+        def body(call: Call) -> Any:
             with self._tx(call, write=False) as conn:
                 return conn.execute(sa.select(S.studies).where(S.studies.c.name == name)).first()
 
@@ -557,7 +282,7 @@ class SQLStorage(Storage):
     def list_studies(self) -> list[StudySummary]:
         t = S.trials.c
 
-        def body(call: _Call) -> tuple[Any, dict[int, dict[str, int]], dict[int, tuple[Any, Any]]]:
+        def body(call: Call) -> tuple[Any, dict[int, dict[str, int]], dict[int, tuple[Any, Any]]]:
             with self._tx(call, write=False) as conn:
                 rows = conn.execute(sa.select(S.studies).order_by(S.studies.c.id)).all()
                 counts: dict[int, dict[str, int]] = {}
@@ -583,7 +308,7 @@ class SQLStorage(Storage):
         return out
 
     def delete_study(self, name: str) -> None:
-        def body(call: _Call) -> None:
+        def body(call: Call) -> None:
             with self._tx(call, write=True) as conn:
                 sid = conn.execute(sa.select(S.studies.c.id).where(S.studies.c.name == name)).scalar()
                 if sid is None:
@@ -603,7 +328,7 @@ class SQLStorage(Storage):
         check_key("an attribute key", key)
         text = dumps(value, f"study attribute {key!r}")
 
-        def body(call: _Call) -> None:  # idempotent: sets the key again
+        def body(call: Call) -> None:  # idempotent: sets the key again
             with self._tx(call, write=True) as conn:
                 self._bump(conn, study_id)
                 attrs = loads(conn.execute(sa.select(S.studies.c.attrs).where(S.studies.c.id == study_id)).scalar())
@@ -620,7 +345,7 @@ class SQLStorage(Storage):
         p = S.params.c
         where = (p.study_id == study_id) & (p.name == name)
 
-        def body(call: _Call) -> dict[str, Any]:  # idempotent: the first definition wins
+        def body(call: Call) -> dict[str, Any]:  # idempotent: the first definition wins
             with self._tx(call, write=False) as conn:
                 found = conn.execute(sa.select(p.spec).where(where)).scalar()
             if found is not None:
@@ -639,7 +364,7 @@ class SQLStorage(Storage):
     def get_params(self, study_id: int) -> dict[str, dict[str, Any]]:
         p = S.params.c
 
-        def body(call: _Call) -> dict[str, dict[str, Any]]:
+        def body(call: Call) -> dict[str, dict[str, Any]]:
             with self._tx(call, write=False) as conn:
                 return {n: loads(s) for n, s in conn.execute(sa.select(p.name, p.spec).where(p.study_id == study_id))}
 
@@ -674,7 +399,7 @@ class SQLStorage(Storage):
         now = time.time()
         t = S.trials.c
 
-        def body(call: _Call) -> int:
+        def body(call: Call) -> int:
             # our lost COMMIT may have enqueued it already (it may even be claimed since): created_at is ours
             mine = self._written(call, (t.study_id == study_id) & (t.created_at == now) & (t.fixed == text))
             if mine is not None:
@@ -702,7 +427,7 @@ class SQLStorage(Storage):
             check_key("a parameter name", k)
         system = {} if system_attrs is None else {r["key"]: r["value"] for r in _system_rows(-1, system_attrs)}
 
-        def body(call: _Call) -> TrialRecord | int:
+        def body(call: Call) -> TrialRecord | int:
             # our lost COMMIT may have claimed or created it: this worker, started at our ``now``
             mine = self._written(call, (t.study_id == study_id) & (t.worker == worker) & (t.started_at == now))
             if mine is not None:
@@ -764,7 +489,7 @@ class SQLStorage(Storage):
         rows = _param_rows(number, params)
         p = S.trial_params.c
 
-        def body(call: _Call) -> None:
+        def body(call: Call) -> None:
             try:
                 if self._one is not None:  # PostgreSQL: one statement; no row: not RUNNING (the general path says)
                     if self._one_shot(call, self._one.set_params, {
@@ -792,7 +517,7 @@ class SQLStorage(Storage):
     def report(self, study_id: int, number: int, step: int, value: float) -> None:
         v = S.trial_values.c
 
-        def body(call: _Call) -> None:
+        def body(call: Call) -> None:
             try:
                 if self._one is not None:  # PostgreSQL: one statement; no row: not RUNNING (the general path says)
                     if self._one_shot(call, self._one.report, {
@@ -821,7 +546,7 @@ class SQLStorage(Storage):
         text = dumps(value, f"trial {number}: attribute {key!r}")
         a = S.trial_attrs.c
 
-        def body(call: _Call) -> None:  # idempotent: replaces the key
+        def body(call: Call) -> None:  # idempotent: replaces the key
             with self._tx(call, write=True) as conn:
                 seq, _ = self._bump(conn, study_id)
                 tid = self._touch_running(conn, study_id, number, seq)
@@ -842,7 +567,7 @@ class SQLStorage(Storage):
         check_finish(number, state, value)
         allowed = [st.value for st in finish_allowed(state)]
 
-        def body(call: _Call) -> None:
+        def body(call: Call) -> None:
             if self._one is not None:  # PostgreSQL: one statement; no row: not RUNNING, the general path says why
                 if self._one_shot(call, self._one.finish, {
                     "b_sid": study_id, "b_number": number, "b_allowed": allowed, "b_state": state.value,
@@ -875,7 +600,7 @@ class SQLStorage(Storage):
     def pause_trial(self, study_id: int, number: int) -> None:
         t = S.trials.c
 
-        def body(call: _Call) -> None:
+        def body(call: Call) -> None:
             with self._tx(call, write=True) as conn:
                 seq, _ = self._bump(conn, study_id)
                 row = conn.execute(
@@ -911,7 +636,7 @@ class SQLStorage(Storage):
         if last_step is not None:
             cond.append(at == int(last_step))
 
-        def body(call: _Call) -> TrialRecord:
+        def body(call: Call) -> TrialRecord:
             with self._tx(call, write=True) as conn:
                 seq, _ = self._bump(conn, study_id)
                 row = conn.execute(
@@ -953,7 +678,7 @@ class SQLStorage(Storage):
         t = S.trials.c
         now = time.time()
 
-        def body(call: _Call) -> TrialRecord | None:
+        def body(call: Call) -> TrialRecord | None:
             with self._tx(call, write=True) as conn:
                 seq, _ = self._bump(conn, study_id)  # serialises concurrent retries of the same trial
                 found = self._records(conn, (t.study_id == study_id) & (t.number == number))
@@ -985,7 +710,7 @@ class SQLStorage(Storage):
         if not numbers:
             return []
 
-        def body(call: _Call) -> set[int]:  # idempotent
+        def body(call: Call) -> set[int]:  # idempotent
             with self._tx(call, write=True) as conn:
                 return {n for (n,) in conn.execute(self._q.heartbeat, {"b_sid": study_id, "b_numbers": list(numbers)})}
 
@@ -1001,7 +726,7 @@ class SQLStorage(Storage):
             & (t.heartbeat_at < self._now() - float(grace))
         )
 
-        def body(call: _Call) -> list[int]:
+        def body(call: Call) -> list[int]:
             reconnecting = self._down_since is not None  # after an outage every heartbeat is stale
             with self._tx(call, write=False) as conn:
                 if conn.execute(sa.select(t.id).where(stale).limit(1)).first() is None or reconnecting:
@@ -1021,7 +746,7 @@ class SQLStorage(Storage):
     def read_trials(self, study_id: int, cursor: int = 0) -> tuple[list[TrialRecord], int]:
         t = S.trials.c
 
-        def body(call: _Call) -> tuple[list[TrialRecord], int]:
+        def body(call: Call) -> tuple[list[TrialRecord], int]:
             with self._tx(call, write=False) as conn:
                 return self._records(conn, (t.study_id == study_id) & (t.seq > cursor), with_seq=True)
 
@@ -1031,7 +756,7 @@ class SQLStorage(Storage):
     def trial_seqs(self, study_id: int) -> dict[int, int]:
         t = S.trials.c
 
-        def body(call: _Call) -> dict[int, int]:
+        def body(call: Call) -> dict[int, int]:
             with self._tx(call, write=False) as conn:
                 return {int(n): int(q) for n, q in conn.execute(sa.select(t.number, t.seq).where(t.study_id == study_id))}
 
@@ -1040,7 +765,7 @@ class SQLStorage(Storage):
     def get_trial(self, study_id: int, number: int) -> TrialRecord:
         t = S.trials.c
 
-        def body(call: _Call) -> list[TrialRecord]:
+        def body(call: Call) -> list[TrialRecord]:
             with self._tx(call, write=False) as conn:
                 return self._records(conn, (t.study_id == study_id) & (t.number == number))
 
@@ -1048,11 +773,6 @@ class SQLStorage(Storage):
         if not found:
             raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
         return found[0]
-
-
-def _first_line(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
 
 
 def _param_rows(number: int, params: Mapping[str, Any]) -> list[dict[str, Any]]:
