@@ -27,29 +27,32 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import datetime as dt  # noqa: E402
 import json  # noqa: E402
-import logging  # noqa: E402
-import platform  # noqa: E402
 import random  # noqa: E402
-import re  # noqa: E402
-import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from _common import (  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
+    Databases,
+    environment,
+    fast_fill_url,
+    load_average,
+    quiet,
+    step,
+    write_section,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Storage throughput (core)"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PG_FAST_FILL = "options=-c%20synchronous_commit%3Doff"  # only for filling: commits without waiting for fsync
 LOW, HIGH = -10.0, 10.0
 
 
@@ -80,15 +83,6 @@ QUICK = Config(
     tpe_pairs=5,
     repeats=1,
 )
-
-
-def _quiet() -> None:
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
-    optuna.logging.disable_default_handler()
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    logging.getLogger("selftune").setLevel(logging.ERROR)
 
 
 # -- the two libraries behind one small interface -------------------------------------------------------------
@@ -139,39 +133,6 @@ def op_close(study: Any) -> None:
 
 
 # -- storages -------------------------------------------------------------------------------------------------
-class Databases:
-    """Throwaway PostgreSQL databases on the server at ``admin_url``, dropped on exit."""
-
-    def __init__(self, admin_url: str) -> None:
-        import sqlalchemy as sa
-
-        self.admin_url = admin_url
-        self.base = admin_url.rsplit("/", 1)[0]
-        self.engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        self.names: list[str] = []
-
-    def new(self, tag: str) -> str:
-        name = f"bench_{tag}_{uuid.uuid4().hex[:8]}"
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        self.names.append(name)
-        return f"{self.base}/{name}"
-
-    def server_version(self) -> str:
-        with self.engine.connect() as conn:
-            return str(conn.exec_driver_sql("SHOW server_version").scalar())
-
-    def close(self) -> None:
-        with self.engine.connect() as conn:
-            for name in self.names:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self.engine.dispose()
-
-
-def _fast_fill_url(url: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}{PG_FAST_FILL}" if url.startswith("postgresql") else url
-
-
 # -- 1. trials per second -------------------------------------------------------------------------------------
 def throughput_one(lib: str, url: str | None, n: int) -> float:
     """Trials/s of one process running ``optimize`` for ``n`` trials (after 10 warm-up trials)."""
@@ -250,7 +211,7 @@ def _count_complete(lib: str, url: str, name: str) -> int:
 
 def worker_main(lib: str, url: str, name: str, n: int, workers: int) -> int:
     """One process of :func:`throughput_many`: connect, say ready, wait for go, optimize, print the span."""
-    _quiet()
+    quiet()
     if lib == "selftune":
         import selftune
 
@@ -281,7 +242,7 @@ def fill(lib: str, url: str, name: str, size: int) -> None:
     Both with durability relaxed while filling (PostgreSQL: ``synchronous_commit=off``; SQLite for Optuna:
     ``PRAGMA synchronous=OFF``; selftune's SQLite runs WAL with ``synchronous=NORMAL`` anyway).
     """
-    fast = _fast_fill_url(url)
+    fast = fast_fill_url(url)
     if lib == "selftune":
         _selftune_fill(fast, name, size)
     else:
@@ -364,53 +325,6 @@ def ask_tell(lib: str, url: str, name: str, pairs: int, sampler: str = "random")
 
 
 # -- the report -----------------------------------------------------------------------------------------------
-def environment(dbs: Databases | None) -> dict[str, str]:
-    import numpy
-    import optuna
-    import psycopg
-    import sqlalchemy
-
-    import selftune
-
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = m.group(1).strip() if m else cpu
-    mem = ""
-    with contextlib.suppress(OSError):
-        m = re.search(r"MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text())
-        mem = f", {int(m.group(1)) / 2**20:.0f} GiB RAM" if m else ""
-    commit = "unknown"
-    with contextlib.suppress(Exception):
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "selftune": f"{selftune.__version__} ({commit})",
-        "optuna": optuna.__version__,
-        "sqlalchemy": sqlalchemy.__version__,
-        "psycopg": psycopg.__version__,
-        "numpy": numpy.__version__,
-        "sqlite": sqlite3.sqlite_version,
-        "postgresql": dbs.server_version() if dbs else "not measured",
-        "load": _load(),
-    }
-
-
-def _load() -> str:
-    """The 1-minute load average (other work on the machine skews the numbers)."""
-    try:
-        return f"{os.getloadavg()[0]:.2f}"
-    except OSError:
-        return "unknown"
-
-
 def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
@@ -433,7 +347,7 @@ def render(
         f"Measured with `python benchmarks/storage_throughput.py{' --quick' if quick else ''}` on {env['date']}.",
         "",
         f"- Machine: {env['machine']}; PostgreSQL {env['postgresql']} on the same machine (local TCP), "
-        f"SQLite files on the local disk. 1-minute load average {env['load']} at the start, {_load()} at the end "
+        f"SQLite files on the local disk. Load average (1 / 5 / 15 min) {env['load']} at the start, {load_average()} at the end "
         f"(the run took {took:.0f} s).",
         f"- Versions: selftune {env['selftune']}, Optuna {env['optuna']}, Python {env['python']}, "
         f"SQLAlchemy {env['sqlalchemy']}, psycopg {env['psycopg']}, numpy {env['numpy']}, SQLite {env['sqlite']}.",
@@ -499,40 +413,10 @@ def _tp_key(case: str) -> str:
     }[case]
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section (up to the next ``## `` heading) in ``path``, or append it; create the file."""
-    text = (
-        path.read_text()
-        if path.exists()
-        else (
-            "# Benchmarks\n\nNumbers measured on real machines by the scripts in `benchmarks/`; each section names "
-            "its script, machine, versions and date.\n"
-        )
-    )
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 # -- main -----------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _step(what: str) -> Iterator[None]:
-    t0 = time.perf_counter()
-    print(f"  {what} ...", end="", flush=True, file=sys.stderr)
-    yield
-    print(f" {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-
-
 def run(args: argparse.Namespace) -> int:
     cfg = QUICK if args.quick else FULL
-    _quiet()
+    quiet()
     import selftune
 
     has_st_tpe = hasattr(selftune, "TPESampler")
@@ -543,7 +427,7 @@ def run(args: argparse.Namespace) -> int:
     lat: list[tuple] = []
     try:
         env = environment(dbs)
-        pg = {lib: dbs.new(lib[:2]) for lib in ("selftune", "optuna")} if dbs else {}
+        pg = {lib: dbs.new("postgresql", lib[:2]) for lib in ("selftune", "optuna")} if dbs else {}
         sq = {lib: f"sqlite:///{tmp / (lib + '.db')}" for lib in ("selftune", "optuna")}
         print("trials per second:", file=sys.stderr)
         cases = [("in-memory", None), ("SQLite, 1 process", sq)]
@@ -555,7 +439,7 @@ def run(args: argparse.Namespace) -> int:
             repeats = 1 if key == "postgresql-8" else cfg.repeats
             for rep in range(repeats):  # interleaved, so that load from elsewhere hits both alike
                 for lib in ("selftune", "optuna"):
-                    with _step(f"{case}: {lib} ({rep + 1}/{repeats})"):
+                    with step(f"{case}: {lib} ({rep + 1}/{repeats})"):
                         url = None if urls is None else urls[lib]
                         if key == "postgresql-8":
                             rate = throughput_many(lib, url, cfg.throughput[key], cfg.workers)  # type: ignore[arg-type]
@@ -570,15 +454,15 @@ def run(args: argparse.Namespace) -> int:
             for size in cfg.sizes:
                 row: dict[str, tuple[float, float]] = {}
                 for lib in ("selftune", "optuna"):
-                    with _step(f"{backend}: {lib} fill to {size:,}"):
+                    with step(f"{backend}: {lib} fill to {size:,}"):
                         fill(lib, urls[lib], name, size)
-                    with _step(f"{backend}: {lib} ask+tell x{cfg.pairs}"):
+                    with step(f"{backend}: {lib} ask+tell x{cfg.pairs}"):
                         row[lib] = ask_tell(lib, urls[lib], name, cfg.pairs)
                 lat.append((backend, "random", size, *row["selftune"], *row["optuna"]))
                 if args.tpe and backend == "SQLite" and size in cfg.tpe_sizes:
                     trow: dict[str, tuple[float | None, float | None]] = {"selftune": (None, None)}
                     for lib in ("selftune", "optuna") if has_st_tpe else ("optuna",):
-                        with _step(f"{backend}: {lib} TPE ask+tell x{cfg.tpe_pairs}"):
+                        with step(f"{backend}: {lib} TPE ask+tell x{cfg.tpe_pairs}"):
                             trow[lib] = ask_tell(lib, urls[lib], name, cfg.tpe_pairs, sampler="tpe")
                     lat.append((backend, "TPE", size, *trow["selftune"], *trow["optuna"]))
     finally:
@@ -591,7 +475,7 @@ def run(args: argparse.Namespace) -> int:
     print(section)
     docs = args.docs if args.docs is not None else (None if args.quick else ROOT / "docs" / "benchmarks.md")
     if docs is not None and not args.no_docs:
-        write_section(Path(docs), section)
+        write_section(Path(docs), SECTION, section)
         print(f"wrote {SECTION!r} in {docs}", file=sys.stderr)
     return 0
 
@@ -601,7 +485,7 @@ def profile(args: argparse.Namespace) -> int:
     import cProfile
     import pstats
 
-    _quiet()
+    quiet()
     dbs = Databases(args.pg) if args.profile == "postgresql" else None
     tmp = Path(tempfile.mkdtemp(prefix="selftune-prof-"))
     n = args.n or {"memory": 5000, "sqlite": 500, "postgresql": 300}[args.profile]
@@ -613,7 +497,7 @@ def profile(args: argparse.Namespace) -> int:
                 url = f"sqlite:///{tmp / (lib + '.db')}"
             else:
                 assert dbs is not None
-                url = dbs.new(lib[:2])
+                url = dbs.new("postgresql", lib[:2])
             name = f"prof-{lib}"
             if lib == "selftune":
                 study = st_study(name, url or "memory")

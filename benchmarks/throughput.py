@@ -41,14 +41,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import datetime as dt  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import platform  # noqa: E402
 import random  # noqa: E402
-import re  # noqa: E402
 import shutil  # noqa: E402
-import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -56,16 +52,24 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 import uuid  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
+from _common import (  # noqa: E402  (benchmarks/ is on sys.path when a script runs)
+    Databases,
+    environment,
+    fast_fill_url,
+    load_average,
+    quiet,
+    step,
+    write_section,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 SECTION = "## Throughput"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-PG_FAST_FILL = "options=-c%20synchronous_commit%3Doff"  # only for filling: commits without waiting for fsync
 LOW, HIGH = -10.0, 10.0
 SLEEP = 0.1  # seconds, the sleep objective
 OBJECTIVES = ("trivial", "sleep")
@@ -96,16 +100,6 @@ FULL = Config(trivial_trials=1000, sleep_per_worker=30, cap=30.0, cap_sleep=60.0
               window=200, window_cap=20.0, goal_repeats=3)
 QUICK = Config(trivial_trials=60, sleep_per_worker=5, cap=20.0, cap_sleep=20.0, sizes=(50, 150), window=20,
                window_cap=5.0)
-
-
-def _quiet() -> None:
-    logging.getLogger("selftune").setLevel(logging.ERROR)
-    with contextlib.suppress(ImportError):
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.ERROR)
-        optuna.logging.disable_default_handler()
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
 # -- objectives (module level: cloudpickled by value to selftune's workers when this is __main__) ----------------
@@ -182,63 +176,6 @@ def steady_rate(finished: Sequence[float]) -> float | None:
 
 
 # -- storages -------------------------------------------------------------------------------------------------
-class Databases:
-    """Throwaway PostgreSQL databases on the server at ``admin_url`` and SQLite files in a temporary
-    directory, all removed by :meth:`close`."""
-
-    def __init__(self, admin_url: str | None) -> None:
-        self.tmp = Path(tempfile.mkdtemp(prefix="selftune-throughput-"))
-        self.names: list[str] = []
-        self.engine: Any = None
-        self.base = ""
-        if admin_url is not None:
-            import sqlalchemy as sa
-
-            self.base = admin_url.rsplit("/", 1)[0]
-            self.engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-
-    def new(self, storage: str, tag: str) -> str:
-        name = f"bench_tp_{tag.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
-        if storage == "sqlite":
-            return f"sqlite:///{self.tmp / (name + '.db')}"
-        assert self.engine is not None, "PostgreSQL was not requested"
-        with self.engine.connect() as conn:
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        self.names.append(name)
-        return f"{self.base}/{name}"
-
-    def drop(self, url: str) -> None:
-        """Drop one database (or SQLite file) made by :meth:`new`."""
-        name = url.rsplit("/", 1)[-1]
-        if url.startswith("sqlite"):
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                with contextlib.suppress(OSError):
-                    Path(url.removeprefix("sqlite:///") + suffix).unlink()
-            return
-        if name in self.names:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            self.names.remove(name)
-
-    def server_version(self) -> str:
-        if self.engine is None:
-            return "not measured"
-        with self.engine.connect() as conn:
-            return str(conn.exec_driver_sql("SHOW server_version").scalar())
-
-    def close(self) -> None:
-        if self.engine is not None:
-            with self.engine.connect() as conn:
-                for name in self.names:
-                    conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            self.engine.dispose()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def _fast_url(url: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}{PG_FAST_FILL}" if url.startswith("postgresql") else url
-
-
 def _analyze(url: str) -> None:
     """Fresh planner statistics after a fast fill (as autovacuum would give a study that grew this much)."""
     if not url.startswith("postgresql"):
@@ -344,7 +281,7 @@ def optuna_procs_cell(url: str, objective: str, n: int, k: int, cap: float) -> C
 
 def optuna_worker_main(url: str, name: str, n: int, objective: str, index: int, deadline: float) -> int:
     """One process of :func:`optuna_procs_cell`."""
-    _quiet()
+    quiet()
     import optuna
 
     study = optuna.load_study(study_name=name, storage=url, sampler=optuna.samplers.RandomSampler(seed=index))
@@ -428,7 +365,7 @@ def selftune_fill(url: str, name: str, size: int) -> None:
     ``synchronous_commit=off``; SQLite: selftune's own WAL settings)."""
     import selftune
 
-    study = selftune.create_study(name, storage=_fast_url(url), sampler=selftune.RandomSampler(seed=size))
+    study = selftune.create_study(name, storage=fast_fill_url(url), sampler=selftune.RandomSampler(seed=size))
     try:
         study.optimize(st_trivial, trials=size, progress=False)
     finally:
@@ -463,7 +400,7 @@ def optuna_fill(url: str, name: str, size: int) -> None:
     import sqlalchemy as sa
     from optuna.distributions import BaseDistribution, FloatDistribution
 
-    storage = optuna.storages.RDBStorage(_fast_url(url))
+    storage = optuna.storages.RDBStorage(fast_fill_url(url))
     if url.startswith("sqlite"):
 
         @sa.event.listens_for(storage.engine, "connect")
@@ -522,7 +459,7 @@ def measure_growth(dbs: Databases, storage: str, libs: list[str], cfg: Config) -
                 out[key], each[key], firsts[key], wall[key] = Growth(lib, storage, size), [], [], 0.0
                 urls[key] = dbs.new(storage, f"g{lib[:2]}{size}")
                 try:
-                    with _step(f"{STORAGE_NAMES[storage]}: {lib} fill to {size:,}"):
+                    with step(f"{STORAGE_NAMES[storage]}: {lib} fill to {size:,}"):
                         t0 = time.perf_counter()
                         fills[lib](urls[key], name, size)
                         out[key].fill = time.perf_counter() - t0
@@ -536,7 +473,7 @@ def measure_growth(dbs: Databases, storage: str, libs: list[str], cfg: Config) -
                     key = (lib, size)
                     if out[key].error:
                         continue
-                    with _step(f"{STORAGE_NAMES[storage]}: {lib} at {size:,}, round {r + 1}/{ROUNDS}") as note:
+                    with step(f"{STORAGE_NAMES[storage]}: {lib} at {size:,}, round {r + 1}/{ROUNDS}") as note:
                         try:
                             first, stamps = windows[lib](urls[key], name, per_round, cfg.window_cap / ROUNDS)
                         except Exception as exc:
@@ -562,52 +499,6 @@ def measure_growth(dbs: Databases, storage: str, libs: list[str], cfg: Config) -
 
 
 # -- the report -----------------------------------------------------------------------------------------------
-def environment(dbs: Databases, ray: bool) -> dict[str, str]:
-    import numpy
-    import sqlalchemy
-
-    import selftune
-
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        m = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-        cpu = m.group(1).strip() if m else cpu
-    mem = ""
-    with contextlib.suppress(OSError):
-        m = re.search(r"MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text())
-        mem = f", {int(m.group(1)) / 2**20:.0f} GiB RAM" if m else ""
-    commit = "unknown"
-    with contextlib.suppress(Exception):
-        commit = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    versions = {"selftune": f"{selftune.__version__} ({commit})"}
-    for mod in ("optuna", "ray", "psycopg"):
-        if mod == "ray" and not ray:
-            continue
-        try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:
-            versions[mod] = "not installed"
-    versions.update(
-        python=platform.python_version(), sqlalchemy=sqlalchemy.__version__, numpy=numpy.__version__,
-        sqlite=sqlite3.sqlite_version, postgresql=dbs.server_version(),
-    )
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{cpu}, {os.cpu_count()} cores{mem}, {platform.system()} {platform.release()}",
-        "load": _load(),
-        **versions,
-    }
-
-
-def _load() -> str:
-    try:
-        return " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    except OSError:
-        return "unknown"
-
-
 def _rate(x: float | None) -> str:
     if x is None:
         return "—"
@@ -658,7 +549,7 @@ def render(env: dict[str, str], cfg: Config, args: argparse.Namespace, cells: li
         + ("" if "postgresql" not in args.storages else
            f"PostgreSQL {env['postgresql']} on the same machine (local TCP), ")
         + "SQLite files on the local disk. "
-        f"Load average (1 / 5 / 15 min) {env['load']} at the start, {_load()} at the end; "
+        f"Load average (1 / 5 / 15 min) {env['load']} at the start, {load_average()} at the end; "
         f"the run took {took / 60:.1f} min. The machine is shared: single numbers move by tens of percent between "
         "runs; compare within a column (same run, cells interleaved) and read the ratios.",
         f"- Versions: {vers}.",
@@ -855,28 +746,10 @@ def goals(cells: list[Cell], growth: list[Growth], cfg: Config) -> list[str]:
     return out + [""]
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the section (up to the next ``## `` heading) in ``path``, or append it; create the file."""
-    text = path.read_text() if path.exists() else (
-        "# Benchmarks\n\nNumbers measured on real machines by the scripts in `benchmarks/`; each section names "
-        "its script, machine, versions and date.\n"
-    )
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.rstrip() == SECTION), None)
-    if start is None:
-        text = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        tail = "".join(lines[end:])
-        text = "".join(lines[:start]) + section + ("\n" + tail if tail else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 # -- profiling ------------------------------------------------------------------------------------------------
 def profile_driver(url: str, name: str, n: int, k: int) -> int:
     """The other workers of :func:`profile`: ``optimize(trials=n, workers=k)`` on the same study."""
-    _quiet()
+    quiet()
     import selftune
 
     study = selftune.load_study(name, storage=url, sampler=selftune.RandomSampler(seed=0))
@@ -896,9 +769,9 @@ def profile(args: argparse.Namespace) -> int:
 
     import selftune
 
-    _quiet()
+    quiet()
     k, n = args.profile, args.profile_trials
-    dbs = Databases(args.pg)
+    dbs = Databases(args.pg, "bench_tp")
     try:
         url = dbs.new("postgresql", "prof")
         name = "profile"
@@ -934,15 +807,6 @@ def profile(args: argparse.Namespace) -> int:
 
 
 # -- main -----------------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def _step(what: str) -> Iterator[list[str]]:
-    t0 = time.perf_counter()
-    print(f"  {what} ...", end="", flush=True, file=sys.stderr)
-    note: list[str] = []
-    yield note
-    print(f" {time.perf_counter() - t0:.1f} s {' '.join(note)}", file=sys.stderr, flush=True)
-
-
 RUNNERS = {"selftune": selftune_cell, "optuna-threads": optuna_threads_cell, "optuna-procs": optuna_procs_cell}
 
 
@@ -951,7 +815,7 @@ def one_cell(dbs: Databases, cfg: Config, storage: str, objective: str, k: int, 
     n = cfg.trivial_trials if objective == "trivial" else cfg.sleep_per_worker * k
     url = dbs.new(storage, lib)
     try:
-        with _step(f"{STORAGE_NAMES[storage]}, {objective}, k={k}: {lib} (N={n})") as note:
+        with step(f"{STORAGE_NAMES[storage]}, {objective}, k={k}: {lib} (N={n})") as note:
             cap = cfg.cap if objective == "trivial" else cfg.cap_sleep
             cell = _guarded(RUNNERS[lib], url, lib, objective, n, k, cap)
             cell.storage = storage
@@ -972,14 +836,14 @@ def _guarded(fn: Any, url: str, lib: str, objective: str, n: int, k: int, cap: f
 
 def run(args: argparse.Namespace) -> int:
     cfg = QUICK if args.quick else FULL
-    _quiet()
+    quiet()
     t_start = time.perf_counter()
-    dbs = Databases(args.pg if "postgresql" in args.storages else None)
+    dbs = Databases(args.pg if "postgresql" in args.storages else None, "bench_tp")
     cells: list[Cell] = []
     growth: list[Growth] = []
     libs = ["selftune"] + ([] if args.no_optuna else ["optuna-threads", "optuna-procs"])
     try:
-        env = environment(dbs, not args.no_ray)
+        env = environment(dbs, ("optuna", "ray", "psycopg") if not args.no_ray else ("optuna", "psycopg"))
         print(f"load average at the start: {env['load']}", file=sys.stderr)
         if not args.no_grid:
             print("trials per second:", file=sys.stderr)
@@ -1000,7 +864,7 @@ def run(args: argparse.Namespace) -> int:
                 print("Ray Tune:", file=sys.stderr)
                 for k in args.workers:
                     jobs = [("trivial", cfg.trivial_trials), ("sleep", cfg.sleep_per_worker * k)]
-                    with _step(f"Ray Tune, k={k}") as note:
+                    with step(f"Ray Tune, k={k}") as note:
                         got = ray_cells(k, jobs, cfg.cap, cfg.cap_sleep)
                         note.append(" ".join(f"{c.objective}: {_cell_text(c, None)}" for c in got))
                     cells += got
@@ -1017,7 +881,7 @@ def run(args: argparse.Namespace) -> int:
     print(section)
     out = args.out if args.out is not None else (None if args.quick else ROOT / "docs" / "benchmarks.md")
     if out is not None:
-        write_section(Path(out), section)
+        write_section(Path(out), SECTION, section)
         print(f"wrote {SECTION!r} in {out}", file=sys.stderr)
     return 0
 
