@@ -27,6 +27,7 @@ import pytest
 import sqlalchemy as sa
 
 import selftune
+from ledgers import ledger_lines
 from selftune.storage import MemoryStorage
 from selftune.storage._base import HEARTBEAT_LOST
 from selftune.storage._schema import studies as studies_table
@@ -205,15 +206,7 @@ def _kill_one(
 
 
 def _read_ledger(path: Path) -> list[tuple[int, float]]:
-    if not path.exists():
-        return []
-    text = path.read_text()
-    assert not text or text.endswith("\n"), f"{path.name}: a torn last line: {text[-80:]!r}"
-    out = []
-    for line in text.splitlines():
-        number, value = line.split()
-        out.append((int(number), float(value)))
-    return out
+    return [(int(number), float(value)) for number, value in ledger_lines(path)]
 
 
 def _check_kill_run(url: str, name: str, run: _Run) -> dict[str, object]:

@@ -94,6 +94,7 @@ sys.path.insert(0, str(HERE))  # pg_server and kill_executor_objective, however 
 
 from kill_executor_objective import GRACE_PERIOD as GRACE  # noqa: E402
 from kill_executor_objective import HEARTBEAT_INTERVAL, LEDGER_ENV  # noqa: E402
+from ledgers import ledger_lines  # noqa: E402
 
 OBJECTIVE = HERE / "kill_executor_objective.py"
 CHILD_MODULE = "selftune.execution._child"
@@ -451,15 +452,10 @@ def _worker_ledgers(folder: Path) -> dict[int, list[tuple[int, float]]]:
 
 
 def _driver_ledger(path: Path) -> list[tuple[int, TrialState, float | None]]:
-    if not path.exists():
-        return []
-    text = path.read_text()
-    assert not text or text.endswith("\n"), f"{path.name}: a torn last line: {text[-80:]!r}"
-    out = []
-    for line in text.splitlines():
-        number, state, value = line.split()
-        out.append((int(number), TrialState(state), None if value == "None" else float(value)))
-    return out
+    return [
+        (int(number), TrialState(state), None if value == "None" else float(value))
+        for number, state, value in ledger_lines(path)
+    ]
 
 
 def _check(run: KillRun, late_orphans: list[Proc]) -> dict[str, Any]:
