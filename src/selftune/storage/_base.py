@@ -129,6 +129,14 @@ def finish_allowed(state: TrialState) -> tuple[TrialState, ...]:
     return (TrialState.RUNNING,)
 
 
+def not_paused_error(number: int, state: TrialState, at: int, last_step: int | None, action: str) -> TrialStateError:
+    """The error for a trial to be ``action`` (resumed, stopped) that is not PAUSED at ``last_step``: it is
+    ``state``, with its latest step ``at`` (-1 for none)."""
+    if state is TrialState.PAUSED:
+        return TrialStateError(f"trial {number} is PAUSED at step {at}, not at step {last_step}; it was not {action}")
+    return TrialStateError(f"trial {number} is {state}, not PAUSED; it cannot be {action}")
+
+
 def finished_error(number: int, state: TrialState, reason: str | None) -> TrialStateError:
     """The error for a change to a trial that is no longer RUNNING."""
     why = f" (reason: {reason})" if reason else ""
@@ -255,6 +263,14 @@ class Storage(ABC):
     ) -> None:
         """Move a RUNNING trial to a finished state, once; a WAITING one only to FAILED; a PAUSED one only to
         STOPPED or FAILED."""
+
+    @abstractmethod
+    def stop_paused_trial(
+        self, study_id: int, number: int, last_step: int, value: float | None, reason: str | None
+    ) -> None:
+        """Move a trial PAUSED at ``last_step`` (its latest reported step; -1 for none) to STOPPED, or raise
+        :class:`TrialStateError` and change nothing: a decision made on a stale view (another worker resumed
+        the trial, perhaps paused it again further on) is refused."""
 
     @abstractmethod
     def pause_trial(self, study_id: int, number: int) -> None:

@@ -30,6 +30,7 @@ from selftune.storage._base import (
     finish_allowed,
     finished_error,
     loads,
+    not_paused_error,
     retry_fixed,
 )
 from selftune.trial import TrialRecord, TrialState
@@ -284,6 +285,24 @@ class MemoryStorage(Storage):
                 s, t, state=state, value=value, reason=reason, traceback=traceback, finished_at=time.time()
             )
 
+    def stop_paused_trial(
+        self, study_id: int, number: int, last_step: int, value: float | None, reason: str | None
+    ) -> None:
+        check_finish(number, TrialState.STOPPED, value)
+        with self._lock:
+            s = self._study(study_id)
+            t = self._paused(s, number, last_step, "stopped")
+            self._bump(s, t, state=TrialState.STOPPED, value=value, reason=reason, finished_at=time.time())
+
+    def _paused(self, s: _Study, number: int, last_step: int | None, action: str) -> _Trial:
+        """Trial ``number`` of study ``s``, PAUSED at ``last_step`` (any step if None), or the error why not."""
+        t = self._trial(s, number)
+        inter = t.fields["intermediate"]
+        at = max(inter) if inter else -1
+        if t.state is not TrialState.PAUSED or (last_step is not None and at != last_step):
+            raise not_paused_error(number, t.state, at, last_step, action)
+        return t
+
     def pause_trial(self, study_id: int, number: int) -> None:
         with self._lock:
             s = self._study(study_id)
@@ -308,15 +327,7 @@ class MemoryStorage(Storage):
         system = _json_copy(dict(system_attrs or {}), "system attributes")
         with self._lock:
             s = self._study(study_id)
-            t = self._trial(s, number)
-            if t.state is not TrialState.PAUSED:
-                raise TrialStateError(f"trial {number} is {t.state}, not PAUSED; it cannot be resumed")
-            inter = t.fields["intermediate"]
-            at = max(inter) if inter else -1
-            if last_step is not None and at != last_step:
-                raise TrialStateError(
-                    f"trial {number} is PAUSED at step {at}, not at step {last_step}; it was not resumed"
-                )
+            t = self._paused(s, number, last_step, "resumed")
             if system:
                 changes["system_attrs"] = {**t.fields["system_attrs"], **system}
             self._bump(s, t, state=TrialState.RUNNING, worker=worker, **changes)

@@ -49,6 +49,7 @@ from selftune.storage._base import (
     finish_allowed,
     finished_error,
     loads,
+    not_paused_error,
     retry_fixed,
 )
 from selftune.storage._connection import (
@@ -597,6 +598,42 @@ class SQLStorage(Connected, Storage):
 
         self._run(body)
 
+    def stop_paused_trial(
+        self, study_id: int, number: int, last_step: int, value: float | None, reason: str | None
+    ) -> None:
+        check_finish(number, TrialState.STOPPED, value)
+        t = S.trials.c
+        cond, at = _paused_at(study_id, number, last_step)
+
+        def body(call: Call) -> None:
+            with self._tx(call, write=True) as conn:
+                seq, _ = self._bump(conn, study_id)
+                row = conn.execute(
+                    sa.update(S.trials)
+                    .where(*cond)
+                    .values(state=TrialState.STOPPED.value, value=value, reason=reason, finished_at=self._now(),
+                            seq=seq)
+                    .returning(t.id)
+                ).first()
+                if row is None:
+                    state, step, why = self._paused_miss(conn, study_id, number, at, t.reason)
+                    if call.maybe_committed and state is TrialState.STOPPED and why == reason:
+                        return  # our lost COMMIT stopped it
+                    raise not_paused_error(number, state, step, last_step, "stopped")
+
+        self._run(body)
+
+    def _paused_miss(
+        self, conn: Connection, study_id: int, number: int, at: Any, column: Any
+    ) -> tuple[TrialState, int, Any]:
+        """Why a change conditioned on PAUSED at a step matched no row: the trial's state, latest step and
+        ``column``; :class:`TrialNotFoundError` if there is no such trial."""
+        t = S.trials.c
+        found = conn.execute(sa.select(t.state, at, column).where(t.study_id == study_id, t.number == number)).first()
+        if found is None:
+            raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
+        return TrialState(found[0]), int(found[1]), found[2]
+
     def pause_trial(self, study_id: int, number: int) -> None:
         t = S.trials.c
 
@@ -628,13 +665,10 @@ class SQLStorage(Connected, Storage):
         params: Mapping[str, Any] | None = None,
         system_attrs: Mapping[str, Any] | None = None,
     ) -> TrialRecord:
-        t, v = S.trials.c, S.trial_values.c
+        t = S.trials.c
         new_params = None if params is None else _param_rows(number, params)
         new_attrs = None if system_attrs is None else _system_rows(number, system_attrs)
-        cond = [t.study_id == study_id, t.number == number, t.state == TrialState.PAUSED.value]
-        at = sa.func.coalesce(sa.select(sa.func.max(v.step)).where(v.trial_id == t.id).scalar_subquery(), -1)
-        if last_step is not None:
-            cond.append(at == int(last_step))
+        cond, at = _paused_at(study_id, number, last_step)
 
         def body(call: Call) -> TrialRecord:
             with self._tx(call, write=True) as conn:
@@ -646,19 +680,11 @@ class SQLStorage(Connected, Storage):
                     .returning(t.id)
                 ).first()
                 if row is None:
-                    found = conn.execute(
-                        sa.select(t.state, at, t.worker).where(t.study_id == study_id, t.number == number)
-                    ).first()
-                    if found is None:
-                        raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
-                    if call.maybe_committed and found[0] == TrialState.RUNNING.value and found[2] == worker:
+                    state, step, owner = self._paused_miss(conn, study_id, number, at, t.worker)
+                    if call.maybe_committed and state is TrialState.RUNNING and owner == worker:
                         # our lost COMMIT resumed it
                         return self._records(conn, (t.study_id == study_id) & (t.number == number))[0]
-                    if found[0] == TrialState.PAUSED.value:
-                        raise TrialStateError(
-                            f"trial {number} is PAUSED at step {found[1]}, not at step {last_step}; it was not resumed"
-                        )
-                    raise TrialStateError(f"trial {number} is {found[0]}, not PAUSED; it cannot be resumed")
+                    raise not_paused_error(number, state, step, last_step, "resumed")
                 tid = int(row[0])
                 if new_params is not None:  # an exploit: the trial goes on with another member's parameters
                     conn.execute(sa.delete(S.trial_params).where(S.trial_params.c.trial_id == tid))
@@ -773,6 +799,17 @@ class SQLStorage(Connected, Storage):
         if not found:
             raise TrialNotFoundError(f"study id {study_id} has no trial {number} in {self.url}")
         return found[0]
+
+
+def _paused_at(study_id: int, number: int, last_step: int | None) -> tuple[list[Any], Any]:
+    """The WHERE of a change to trial ``number`` only while it is PAUSED at ``last_step`` (any step if None),
+    and the expression of its latest step (-1 for none)."""
+    t, v = S.trials.c, S.trial_values.c
+    at = sa.func.coalesce(sa.select(sa.func.max(v.step)).where(v.trial_id == t.id).scalar_subquery(), -1)
+    cond = [t.study_id == study_id, t.number == number, t.state == TrialState.PAUSED.value]
+    if last_step is not None:
+        cond.append(at == int(last_step))
+    return cond, at
 
 
 def _param_rows(number: int, params: Mapping[str, Any]) -> list[dict[str, Any]]:

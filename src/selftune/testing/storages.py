@@ -226,6 +226,28 @@ class StorageConformance:
         with pytest.raises(TrialStateError):
             storage.resume_trial(study_id, a, "w")
 
+    def test_stop_paused_trial_refuses_a_stale_decision(self, storage: Storage, study_id: int) -> None:
+        """A stop decided while the trial waited at step 3 does not hit it once another worker resumed it
+        (running, or paused again further on); where it still waits there, it is stopped with its value."""
+        n = storage.start_trial(study_id, "w").number
+        storage.report(study_id, n, 3, 2.0)
+        storage.pause_trial(study_id, n)
+        storage.resume_trial(study_id, n, "w2", last_step=3)
+        with pytest.raises(TrialStateError, match="not PAUSED"):
+            storage.stop_paused_trial(study_id, n, 3, 2.0, "not promoted")
+        assert storage.get_trial(study_id, n).state is TrialState.RUNNING
+        storage.report(study_id, n, 9, 1.5)
+        storage.pause_trial(study_id, n)
+        with pytest.raises(TrialStateError, match="PAUSED at step 9, not at step 3"):
+            storage.stop_paused_trial(study_id, n, 3, 2.0, "not promoted")
+        assert storage.get_trial(study_id, n).state is TrialState.PAUSED
+        storage.stop_paused_trial(study_id, n, 9, 1.5, "not promoted")
+        rec = storage.get_trial(study_id, n)
+        assert (rec.state, rec.value, rec.reason) == (TrialState.STOPPED, 1.5, "not promoted")
+        assert rec.intermediate == {3: 2.0, 9: 1.5}
+        with pytest.raises(TrialStateError):
+            storage.stop_paused_trial(study_id, n, 9, 1.5, "again")
+
     def test_resume_with_new_params_is_one_transaction(self, storage: Storage, study_id: int) -> None:
         """An exploit replaces all parameters and sets system attributes as it resumes, or changes nothing."""
         n = storage.start_trial(study_id, "w", {"lr": 0.1, "width": 64, "momentum": 0.9}).number
