@@ -57,10 +57,10 @@ def resume_next(study: Study, history: History, final: bool) -> Trial | None:
         if d.stops:  # final: a trial dropped at a rung is never promoted by a later, fuller view
             inter = seen[number].intermediate
             last = inter[max(inter)] if inter else None
-            try:
-                study._storage.finish_trial(study._id, number, TrialState.STOPPED, last, d.reason)
+            try:  # only if it still waits where this decision saw it
+                study._storage.stop_paused_trial(study._id, number, max(inter, default=-1), last, d.reason)
             except TrialStateError:
-                pass  # another worker decided it first
+                pass  # another worker decided it first, or resumed it
     for number, d in sorted(decisions.items()):
         if d.action not in (Action.CONTINUE, Action.EXPLOIT):
             continue

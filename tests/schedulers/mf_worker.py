@@ -13,7 +13,12 @@ if __name__ == "__main__":
     url, name, trials, start_at = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     problem = SyntheticCurves(max_steps=27)
     kind = sys.argv[5] if len(sys.argv) > 5 else "asha"
-    scheduler = ASHAScheduler(max_resource=27) if kind == "asha" else SuccessiveHalvingScheduler(max_resource=27)
+    if kind == "asha":
+        scheduler = ASHAScheduler(max_resource=27)
+    elif kind == "asha-promotion":
+        scheduler = ASHAScheduler(max_resource=27, variant="promotion")
+    else:
+        scheduler = SuccessiveHalvingScheduler(max_resource=27)
     study = selftune.load_study(name, storage=url, sampler=selftune.TPESampler(), scheduler=scheduler)
     time.sleep(max(0.0, start_at - time.time()))  # start together, so both workers share the study
     study.optimize(problem.objective(seed=0), trials=trials, progress=False)

@@ -63,3 +63,36 @@ def test_bad_arguments(kwargs: dict) -> None:
 def test_max_resource_is_required() -> None:
     with pytest.raises(TypeError):
         HyperbandScheduler()  # type: ignore[call-arg]
+
+
+def test_promotion_variant_in_a_study() -> None:
+    """Asynchronous Hyperband with the paper's ASHA in each bracket: trials pause at their bracket's rungs, the
+    best of each rung of each bracket is promoted, nothing is left paused, curves are whole."""
+    import selftune
+    from selftune.trial import TrialState
+
+    def objective(trial: selftune.Trial) -> float:
+        level = trial.float("x", 0.0, 1.0)
+        for step in range((trial.resume_step or 0) + 1, 28):
+            trial.report(level, step)
+            if trial.should_stop():
+                raise selftune.StopTrial()
+        return level
+
+    hb = HyperbandScheduler(min_resource=1, max_resource=27, reduction_factor=3, variant="promotion")
+    study = selftune.create_study(storage="memory", sampler=selftune.RandomSampler(seed=1), scheduler=hb)
+    study.optimize(objective, trials=60, progress=False)
+    trials = study.trials
+    assert all(t.state in (TrialState.COMPLETE, TrialState.STOPPED) for t in trials)
+    assert all(list(t.intermediate) == list(range(1, (t.last_step or 0) + 1)) for t in trials)
+    for b, rungs in enumerate(hb._rung_lists):
+        mine = [t for t in trials if hb.bracket(t.number) == b]
+        for k, rung in enumerate(rungs):
+            at = sorted((t for t in mine if (t.last_step or 0) >= rung), key=lambda t: t.params["x"])
+            nxt = rungs[k + 1] if k + 1 < len(rungs) else 27
+            assert at and (at[0].last_step or 0) >= nxt  # the best of the rung went on
+            assert all((t.last_step or 0) < nxt for t in at[max(1, len(at) // 3) + len(at) // 3 :])
+        # the bracket's best configuration finished
+        assert min(mine, key=lambda t: t.params["x"]).state is TrialState.COMPLETE
+    with pytest.raises(InvalidParameterError, match="variant"):
+        HyperbandScheduler(max_resource=27, variant="eager")  # type: ignore[arg-type]

@@ -39,6 +39,22 @@ class TestASHAWithMaxResource(SchedulerConformance):
         return lambda: ASHAScheduler(min_resource=2, max_resource=MAX_STEP, reduction_factor=2)
 
 
+class TestASHAPromotion(SchedulerConformance):
+    stops_bad_trials = False  # it pauses them at the rung; only the end of the study stops them
+
+    @pytest.fixture
+    def make_scheduler(self):  # type: ignore[no-untyped-def]
+        return lambda: ASHAScheduler(min_resource=1, max_resource=MAX_STEP, reduction_factor=3, variant="promotion")
+
+
+class TestHyperbandPromotion(SchedulerConformance):
+    stops_bad_trials = False
+
+    @pytest.fixture
+    def make_scheduler(self):  # type: ignore[no-untyped-def]
+        return lambda: HyperbandScheduler(min_resource=1, max_resource=MAX_STEP, reduction_factor=3, variant="promotion")
+
+
 class TestHyperband(SchedulerConformance):
     @pytest.fixture
     def make_scheduler(self):  # type: ignore[no-untyped-def]

@@ -9,6 +9,9 @@ problem, the validation error it reported on the PyTorch ones). Methods are name
 ``selftune-full-tpe``, ``selftune-full-auto``  no early stopping (every trial trains ``max_steps``)
 ``selftune-asha-random``, ``selftune-asha-tpe`` ASHA (eta 3); with TPE the sampler sees the highest rung with
                                                enough data (BOHB-style)
+``selftune-asha-promotion-random``, ``selftune-asha-promotion-tpe``  ASHA's promotion variant (the paper's:
+                                               trials pause at a rung until they rank in its best third; paused
+                                               trials resume replaying their curve, as from a checkpoint)
 ``selftune-hyperband-random``, ``selftune-hyperband-tpe``  asynchronous Hyperband (eta 3); with TPE: BOHB-style
 ``selftune-median-tpe``                        median stopping
 ``optuna-tpe-hyperband``, ``optuna-tpe-sha``, ``optuna-tpe-median``, ``optuna-tpe-full``  Optuna's TPESampler with
@@ -88,7 +91,9 @@ class _Tracker:
         self.result.trace.append((spent, math.inf if self.best is None else self.best[1]))
 
 
-def _selftune(sampler: str, scheduler: str | None) -> Callable[[CurveProblem, int, int], MFRun]:
+def _selftune(
+    sampler: str, scheduler: str | None, variant: str = "stopping"
+) -> Callable[[CurveProblem, int, int], MFRun]:
     def run(problem: CurveProblem, seed: int, budget: int) -> MFRun:
         import selftune
         from selftune.schedulers import ASHAScheduler, HyperbandScheduler, MedianStopping
@@ -101,7 +106,9 @@ def _selftune(sampler: str, scheduler: str | None) -> Callable[[CurveProblem, in
         steps = problem.max_steps
         schedulers: dict[str | None, Callable[[], selftune.Scheduler | None]] = {
             None: lambda: None,
-            "asha": lambda: ASHAScheduler(min_resource=1, max_resource=steps, reduction_factor=3),
+            "asha": lambda: ASHAScheduler(
+                min_resource=1, max_resource=steps, reduction_factor=3, variant=variant  # type: ignore[arg-type]
+            ),
             "hyperband": lambda: HyperbandScheduler(min_resource=1, max_resource=steps, reduction_factor=3),
             "median": lambda: MedianStopping(),
         }
@@ -114,6 +121,10 @@ def _selftune(sampler: str, scheduler: str | None) -> Callable[[CurveProblem, in
 
         def after(study: selftune.Study, record: selftune.TrialRecord) -> None:
             complete = record.state is selftune.TrialState.COMPLETE
+            if record.state is selftune.TrialState.PAUSED:  # not finished: only the budget is checked
+                if counter.steps >= budget:
+                    study.stop()
+                return
             tracker.add(
                 counter.steps,
                 stopped=record.state is selftune.TrialState.STOPPED,
@@ -124,6 +135,10 @@ def _selftune(sampler: str, scheduler: str | None) -> Callable[[CurveProblem, in
                 study.stop()
 
         study.optimize(problem.objective(seed, counter), trials=10**9, callbacks=[after], progress=False)
+        # trials started, and those that ended (or were left paused) before the last step
+        started = [t for t in study.trials if t.state is not selftune.TrialState.WAITING]
+        result.trials = len(started)
+        result.stopped = sum(1 for t in started if (t.last_step or 0) < steps)
         study.close()
         return result
 
@@ -342,6 +357,8 @@ MF_METHODS: dict[str, Callable[[CurveProblem, int, int], MFRun]] = {
     "selftune-full-auto": _selftune("auto", None),
     "selftune-asha-random": _selftune("random", "asha"),
     "selftune-asha-tpe": _selftune("tpe", "asha"),
+    "selftune-asha-promotion-random": _selftune("random", "asha", "promotion"),
+    "selftune-asha-promotion-tpe": _selftune("tpe", "asha", "promotion"),
     "selftune-hyperband-random": _selftune("random", "hyperband"),
     "selftune-hyperband-tpe": _selftune("tpe", "hyperband"),
     "selftune-median-tpe": _selftune("tpe", "median"),

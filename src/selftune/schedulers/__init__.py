@@ -2,7 +2,7 @@
 
 >>> from selftune.schedulers import ASHAScheduler
 >>> ASHAScheduler(min_resource=1, reduction_factor=3)
-ASHAScheduler(min_resource=1, max_resource=None, reduction_factor=3.0, min_early_stopping_rate=0)
+ASHAScheduler(min_resource=1, max_resource=None, reduction_factor=3.0, min_early_stopping_rate=0, variant='stopping')
 """
 
 from __future__ import annotations

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Literal
 
 from selftune.exceptions import InvalidParameterError
 from selftune.history import History
 from selftune.schedulers._base import CONTINUE, Decision, Scheduler
 from selftune.schedulers._checks import check_factor, check_int
-from selftune.schedulers.asha import promotion_decision, rung_steps
+from selftune.schedulers.asha import (
+    check_variant,
+    pause_at_rung,
+    paused_promotions,
+    promotion_decision,
+    rung_steps,
+)
 from selftune.schedulers.synchronous import SyncHyperband
 from selftune.trial import TrialRecord
 
@@ -28,10 +36,19 @@ class HyperbandScheduler(Scheduler):
     With ``synchronous=True``, brackets are filled in turn (``n_0`` consecutive trials, then ``n_1``, ...), and
     each is a synchronous successive halving: trials PAUSE at a rung until their bracket has reached it
     (see :class:`~selftune.schedulers.SuccessiveHalvingScheduler`).
+
+    ``variant`` chooses the asynchronous brackets' ASHA rule, ``"stopping"`` or ``"promotion"`` (see
+    :class:`~selftune.schedulers.ASHAScheduler`); it has no effect with ``synchronous=True``.
     """
 
     def __init__(
-        self, *, min_resource: int = 1, max_resource: int, reduction_factor: float = 3, synchronous: bool = False
+        self,
+        *,
+        min_resource: int = 1,
+        max_resource: int,
+        reduction_factor: float = 3,
+        synchronous: bool = False,
+        variant: Literal["stopping", "promotion"] = "stopping",
     ) -> None:
         self.min_resource = check_int("min_resource", min_resource, 1)
         self.max_resource = check_int("max_resource", max_resource, 1)
@@ -49,6 +66,7 @@ class HyperbandScheduler(Scheduler):
             rung_steps(self.min_resource, eta, b, self.max_resource, self.max_resource) for b in range(self.n_brackets)
         ]
         self.synchronous = bool(synchronous)
+        self.variant = check_variant(variant)
         self._sync = SyncHyperband(sizes, self._rung_lists, eta) if self.synchronous else None
 
     def bracket(self, number: int) -> int:
@@ -64,7 +82,8 @@ class HyperbandScheduler(Scheduler):
         rungs = self._rung_lists[b]
         if not rungs:
             return CONTINUE
-        return promotion_decision(
+        rule = pause_at_rung if self.variant == "promotion" else promotion_decision
+        return rule(
             trial,
             history,
             rungs,
@@ -74,7 +93,20 @@ class HyperbandScheduler(Scheduler):
         )
 
     def on_paused(self, history: History, final: bool) -> dict[int, Decision]:
-        return {} if self._sync is None else self._sync.on_paused(history, final)
+        if self._sync is not None:
+            return self._sync.on_paused(history, final)
+        if self.variant != "promotion":
+            return {}
+        out: dict[int, Decision] = {}
+        for b, rungs in enumerate(self._rung_lists):
+            if rungs:
+                out.update(paused_promotions(
+                    history, rungs, self.reduction_factor, self._in_bracket(b), f"Hyperband bracket {b}", final
+                ))
+        return out
+
+    def _in_bracket(self, b: int) -> Callable[[TrialRecord], bool]:
+        return lambda r: self.bracket(r.number) == b
 
     def rungs(self, history: History) -> tuple[int, ...]:
         return tuple(sorted({s for lst in self._rung_lists for s in lst}))
