@@ -98,6 +98,26 @@ def test_bad_arguments_are_named(kw: dict[str, Any], match: str) -> None:
         selftune.PopulationBasedTraining(**args)
 
 
+def test_window_ranks_members_on_their_recent_mean() -> None:
+    """A member whose value spiked at the ready step is first on that value alone, and last on the mean of its
+    last 3 reports: with ``window=3`` it is the one that copies a better member, not the one copied."""
+    curves = {0: {1: 0.9, 2: 0.9, 3: 0.1}, 1: {1: 0.3, 2: 0.3, 3: 0.3}, 2: {1: 0.4, 2: 0.4, 3: 0.4},
+              3: {1: 0.5, 2: 0.5, 3: 0.5}}
+    records = [TrialRecord(number=n, state=TrialState.PAUSED, intermediate=c, params={"lr": 0.01})
+               for n, c in curves.items()]
+    history = History(records, params={"lr": Float(1e-4, 1e-1, log=True)})
+
+    def exploits(window: int) -> dict[int, int]:
+        pbt_ = selftune.PopulationBasedTraining(4, 3, ["lr"], window=window)
+        out = pbt_.on_paused(history, final=False)
+        return {n: int(d.source) for n, d in out.items() if d.action is Action.EXPLOIT}
+
+    assert exploits(1) == {3: 0}
+    assert exploits(3) == {0: 1}
+    with pytest.raises(InvalidParameterError, match="window"):
+        selftune.PopulationBasedTraining(4, 3, ["lr"], window=0)
+
+
 # -- the toy problem with a known optimal schedule -------------------------------------------------------------
 @pytest.mark.parametrize("synchronous", [False, True])
 def test_pbt_learns_a_schedule_better_than_any_constant(synchronous: bool) -> None:

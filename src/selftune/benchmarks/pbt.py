@@ -9,7 +9,9 @@ default 8 × 27): what training ``population`` fixed configurations to the end c
                             change ``lr``, ``weight_decay``, ``dropout``, ``batch_size``
                             (:data:`~selftune.benchmarks.curves_torch.PBT_HYPERPARAMS`); the network's shape and
                             optimizer stay as the random initial draw. One worker time-shares the population.
-``selftune-pbt-sync``       the same, synchronous (generations)
+``selftune-pbt-window``     the same, members ranked on the mean of their last ``interval`` validation errors
+                            (``window=interval``) instead of the one at the ready step
+``selftune-pbt-sync``       the same as ``selftune-pbt``, synchronous (generations)
 ``selftune-asha-random``    :class:`~selftune.schedulers.ASHAScheduler` (``max_resource = max_steps``, eta 3) with
 ``selftune-asha-tpe``       random search / TPE (BOHB-style view), new trials until the epochs are spent (the trial
                             running when they run out is cut there)
@@ -62,6 +64,7 @@ SEED_STRIDE = 1000
 
 PBT_METHODS = (
     "selftune-pbt",
+    "selftune-pbt-window",
     "selftune-pbt-sync",
     "selftune-asha-random",
     "selftune-asha-tpe",
@@ -171,10 +174,11 @@ def tune(method: str, seed: int, settings: PBTSettings) -> tuple[PBTResult, Any]
     sampler: Any = selftune.RandomSampler(seed=seed)
     limit: int | None = pop  # trials to start
     budget: int | None = None  # epochs after which a trial is cut
-    if method in ("selftune-pbt", "selftune-pbt-sync"):
+    if method in ("selftune-pbt", "selftune-pbt-sync", "selftune-pbt-window"):
         scheduler = selftune.PopulationBasedTraining(
             pop, settings.interval, list(PBT_HYPERPARAMS), quantile=settings.quantile,
             synchronous=method.endswith("sync"), max_step=steps, seed=seed,
+            window=settings.interval if method.endswith("window") else 1,
         )
     elif method in ("selftune-asha-random", "selftune-asha-tpe"):
         scheduler = ASHAScheduler(min_resource=1, max_resource=steps, reduction_factor=3)

@@ -35,7 +35,7 @@ from selftune.schedulers._checks import check_float, check_int
 from selftune.space import Choice, Float, Int, Param
 from selftune.trial import TrialRecord, TrialState
 
-__all__ = ["PopulationBasedTraining", "ScheduleReplay", "perturb"]
+__all__ = ["PopulationBasedTraining", "ScheduleReplay", "perturb", "fitness_at"]
 
 
 def perturb(param: Param, value: Any, factor: float) -> Any:
@@ -70,13 +70,25 @@ def perturb(param: Param, value: Any, factor: float) -> Any:
     raise InvalidParameterError(f"cannot perturb a parameter of type {type(param).__name__}")
 
 
-def _rank_at(history: History, step: int) -> list[tuple[float, int, TrialRecord]]:
+def fitness_at(trial: TrialRecord, step: int, window: int = 1) -> tuple[int, float] | None:
+    """``(s, value)``: the member's first report at a step ``s >= step`` and, with ``window > 1``, the mean of
+    its reports at steps in ``(s - window, s]`` (those it made itself: an exploit's jump leaves a gap); None if
+    it has no report at or after ``step``."""
+    found = value_at(trial, step)
+    if found is None or window <= 1:
+        return found
+    s = found[0]
+    values = [v for k, v in trial.intermediate.items() if s - window < k <= s]
+    return s, math.fsum(values) / len(values)
+
+
+def _rank_at(history: History, step: int, window: int = 1) -> list[tuple[float, int, TrialRecord]]:
     """Members with a value at ``step`` (any state but FAILED), best first, as ``(loss, number, record)``."""
     out = []
     for r in history.trials:
         if r.state in (TrialState.FAILED, TrialState.WAITING):
             continue
-        found = value_at(r, step)
+        found = fitness_at(r, step, window)
         if found is not None:
             out.append((history.sign * found[1], r.number, r))
     out.sort(key=lambda x: (x[0], x[1]))
@@ -100,6 +112,10 @@ class PopulationBasedTraining(Scheduler):
         synchronous: wait for every running member at each ready step (generations) instead of deciding as
             soon as a member is resumed.
         max_step: the last step of training, if known: no pause there.
+        window: members are ranked on the mean of their reports in the last ``window`` steps up to the ready
+            step (1: the value at that step, as the reference code). A noisy validation metric makes spurious
+            copies (the paper's t-test selection exists for this); ``window=interval`` averages each member's
+            reports since its previous ready point.
         seed: the seed of the exploration; decisions are functions of (seed, trial, step) and the stored
             curves, so any worker, after any crash, decides the same.
     """
@@ -118,6 +134,7 @@ class PopulationBasedTraining(Scheduler):
         factors: Sequence[float] = (0.8, 1.2),
         synchronous: bool = False,
         max_step: int | None = None,
+        window: int = 1,
         seed: int = 0,
     ) -> None:
         self.population_size = check_int("population_size", population_size, 2)
@@ -139,6 +156,7 @@ class PopulationBasedTraining(Scheduler):
         self.factors = tuple(float(f) for f in fs)
         self.synchronous = bool(synchronous)
         self.max_step = None if max_step is None else check_int("max_step", max_step, 1)
+        self.window = check_int("window", window, 1)
         self.seed = check_int("seed", seed, 0)
 
     # -- when a member is ready --------------------------------------------------------------------------
@@ -175,7 +193,7 @@ class PopulationBasedTraining(Scheduler):
             r.state is TrialState.RUNNING and (r.last_step is None or r.last_step < step) for r in history.trials
         ):
             return {}  # a generation: every running member reaches the step first
-        ranked = _rank_at(history, step)
+        ranked = _rank_at(history, step, self.window)
         return {r.number: self.decide(r, step, history, ranked) for r in paused if r.last_step == step}
 
     def decide(
@@ -188,7 +206,7 @@ class PopulationBasedTraining(Scheduler):
         """CONTINUE, or EXPLOIT a top member with explored hyperparameters, for ``trial`` ready at ``step``
         (``ranked``: the members' ranking at ``step``, if already computed)."""
         if ranked is None:
-            ranked = _rank_at(history, step)
+            ranked = _rank_at(history, step, self.window)
         n = len(ranked)
         k = min(math.ceil(n * self.quantile), n // 2)
         numbers_ = [number for _, number, _ in ranked]
