@@ -543,6 +543,9 @@ def test_bad_storage_url(runner: CliRunner, objdir: Path) -> None:
 SPEC_ERRORS = [
     ({"objective": _DROP}, "missing key `objective`"),
     ({"study": _DROP}, "missing key `study`"),
+    ({"heartbeat_interval": 0}, "`heartbeat_interval` must be a number of seconds > 0, got 0"),
+    ({"heartbeat_interval": 5, "grace_period": 6},
+     "`grace_period` must be a number of seconds >= 2 * heartbeat_interval (10), got 6"),
     ({"study": 12}, "`study` must be a string"),
     ({"study": "  "}, "`study`: a study name must not be empty"),
     ({"objective": "tinyobj.objective"}, "`objective` must be 'module:function'"),

@@ -56,9 +56,10 @@ stay stored.
 
 A smaller test adds ``selftune worker`` processes (the CLI, one process each) joining the same study alongside
 4 executor workers (budget 1,000); 2 of them are SIGKILLed and replaced (their trials are reaped by the
-others' heartbeat threads: ``selftune worker`` has no option for the heartbeat and keeps the defaults, 10 s
-and a 60 s grace period, so the 1.5 s grace of the driver and its workers is what reaps them); the driver is
-killed once; no server restart. Ray workers are covered by ``tests/execution/test_ray.py``.
+others' heartbeat threads: they get the driver's heartbeat interval and grace period through
+``--heartbeat-interval`` and ``--grace-period``, as every process of a study should: with the defaults, 10 s
+between beats, the driver's 1.5 s grace would reap a live CLI worker's trial whenever its process stalled for
+1.5 s, which CI saw on a loaded machine); the driver is killed once; no server restart. Ray workers are covered by ``tests/execution/test_ray.py``.
 
 Runtimes on 2 cores shared with other jobs (load 7-15): the main test 37-100 s (2,000 trials, 52-56 worker
 kills), the smaller one 10-30 s. Most of it is starting worker processes (0.5 CPU-s of imports each, about
@@ -221,6 +222,7 @@ class KillRun:
         cmd = [
             sys.executable, "-m", "selftune", "worker", self.name, "--storage", self.pg.url,
             "--objective", "kill_executor_objective:objective", "--trials", str(self.plan.budget), "--no-progress",
+            "--heartbeat-interval", str(HEARTBEAT_INTERVAL), "--grace-period", str(GRACE),
         ]
         with open(err, "wb") as f:
             popen = subprocess.Popen(

@@ -142,3 +142,73 @@ def test_worker_needs_an_objective_for_a_study_not_started_by_run(tmp_path: Path
     )
     assert ok.returncode == 0, ok.stderr
     assert len(selftune.load_study("plain", storage=url).trials) == 3
+
+
+SLOW_OBJECTIVE = textwrap.dedent(
+    """
+    import time
+
+    def objective(trial):
+        return trial.float("x", -3.0, 3.0) ** 2
+
+    def slow(trial):
+        x = trial.float("x", -3.0, 3.0)
+        time.sleep(2.5)
+        return x * x
+    """
+)
+
+BEAT_SPEC = textwrap.dedent(
+    """
+    study: beating
+    storage: {url}
+    trials: 1
+    sampler: {{name: random, seed: 0}}
+    objective: obj_mod:objective
+    test_seeds: 0
+    heartbeat_interval: 0.2
+    grace_period: 1.0
+    """
+)
+
+
+@pytest.mark.slow
+def test_worker_beats_as_the_run_stored(tmp_path: Path) -> None:
+    """`selftune worker` takes the heartbeat interval and grace period `selftune run` stored: its 2.5 s trial
+    beats every 0.2 s, so a process reaping with the study's 1 s grace leaves it alone (with the library's
+    10 s interval it would be reaped as lost after 1 s)."""
+    import threading
+
+    (tmp_path / "obj_mod.py").write_text(SLOW_OBJECTIVE)
+    url = f"sqlite:///{tmp_path / 'beat.db'}"
+    (tmp_path / "spec.yaml").write_text(BEAT_SPEC.format(url=url))
+    first = _selftune("run", "spec.yaml", "--no-progress", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    other = selftune.load_study("beating", storage=url, heartbeat_interval=0.2, grace_period=1.0)
+    reaped: list[int] = []
+    done = threading.Event()
+
+    def reap() -> None:
+        while not done.is_set():
+            reaped.extend(other.storage.reap(other._id, 1.0))
+            time.sleep(0.1)
+
+    reaper = threading.Thread(target=reap)
+    reaper.start()
+    try:
+        joined = _selftune(
+            "worker", "beating", "--storage", url, "--objective", "obj_mod:slow", "--trials", "2", "--no-progress",
+            cwd=tmp_path,
+        )
+    finally:
+        done.set()
+        reaper.join()
+        other.close()
+    assert joined.returncode == 0, joined.stderr
+    assert reaped == []
+    trials = selftune.load_study("beating", storage=url).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    # a bad pair on the command line is refused before anything runs
+    bad = _selftune("worker", "beating", "--storage", url, "--heartbeat-interval", "5", "--trials", "3", cwd=tmp_path)
+    assert bad.returncode != 0 and "--grace-period must be at least twice" in bad.stderr
+    assert len(selftune.load_study("beating", storage=url).trials) == 2

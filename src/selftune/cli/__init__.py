@@ -381,6 +381,8 @@ def run(
     workers: 4                        # optional: 4 local worker processes (default 1: this process)
     retries: 2                        # optional: re-run a trial lost to a dead or hung worker, twice at most
     trial_timeout: 3600               # optional: kill a trial's worker after this many seconds
+    heartbeat_interval: 10            # optional: seconds between a running trial's heartbeats (default 10)
+    grace_period: 60                  # optional: a trial without one for this long is FAILED as lost (60)
     space:                            # optional declared space
       C: {kind: float, low: 0.001, high: 1000, log: true}
       kernel: {kind: choice, choices: [rbf, linear]}
@@ -421,6 +423,8 @@ def run(
                     space=spec.space,
                     sampler=sampler,
                     scheduler=spec.make_scheduler(),
+                    heartbeat_interval=spec.heartbeat_interval,
+                    grace_period=spec.grace_period,
                 )
             )
             done = len(study.trials)
@@ -465,19 +469,38 @@ def run(
               help="Study-wide trial budget; overrides the one `selftune run` stored.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, metavar="K",
               help="Local worker processes this command runs.")
+@click.option("--heartbeat-interval", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="Seconds between a running trial's heartbeats; overrides the one `selftune run` stored (else 10).")
+@click.option("--grace-period", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="A trial without a heartbeat for this long is FAILED as lost; overrides the one `selftune run` "
+                   "stored (else 60). Give every process of a study the same values.")
 @click.option("--no-progress", is_flag=True, help="Do not show the progress bar.")
 def worker(
-    name: str, storage: str | None, objective: str | None, trials: int | None, workers: int, no_progress: bool
+    name: str,
+    storage: str | None,
+    objective: str | None,
+    trials: int | None,
+    workers: int,
+    heartbeat_interval: float | None,
+    grace_period: float | None,
+    no_progress: bool,
 ) -> None:
     """Join study NAME and run its trials until the study's trial budget is met.
 
     Start it on any machine that reaches the storage (PostgreSQL for many machines); workers can come and go.
     The objective, sampler, scheduler, budget, retries and trial timeout are those `selftune run` stored in
     the study; the objective's module is imported from the spec's directory (if it exists here) and the
-    working directory.
+    working directory. So are the heartbeat interval and grace period: a process whose heartbeats are
+    further apart than another's grace period would have its live trials reaped by it.
     """
-    with _open_study(storage, name) as study:
-        stored = dict(study.storage.get_study(name).user_attrs.get(RUN_ATTR) or {})
+    with contextlib.ExitStack() as stack:
+        st = stack.enter_context(_open_storage(storage, must_exist=True))
+        stored = dict(st.get_study(name).user_attrs.get(RUN_ATTR) or {})
+        beat = heartbeat_interval if heartbeat_interval is not None else float(stored.get("heartbeat_interval") or 10)
+        grace = grace_period if grace_period is not None else float(stored.get("grace_period") or 60)
+        if not grace >= 2 * beat:
+            raise Failure(f"--grace-period must be at least twice the heartbeat interval ({2 * beat:g} s), got {grace:g}")
+        study = stack.enter_context(load_study(name, storage=st, heartbeat_interval=beat, grace_period=grace))
         target = objective or stored.get("objective")
         if not target:
             raise Failure(

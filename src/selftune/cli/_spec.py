@@ -50,7 +50,7 @@ SAMPLERS = tuple(_SAMPLER_CLASSES)
 _DIRECTIONS = ("minimize", "maximize")
 _SPEC_KEYS = (
     "study", "storage", "direction", "trials", "timeout", "sampler", "scheduler", "objective", "space", "test_seeds",
-    "workers", "retries", "trial_timeout",
+    "workers", "retries", "trial_timeout", "heartbeat_interval", "grace_period",
 )
 #: the study attribute where `selftune run` keeps what `selftune worker` needs to join the study
 RUN_ATTR = "selftune:run"
@@ -94,6 +94,10 @@ class RunSpec:
     retries: int = 0
     #: seconds after which a trial's worker is killed and the trial fails (None: no limit)
     trial_timeout: float | None = None
+    #: seconds between a worker's heartbeats, and without one before its trial is failed as lost (the
+    #: study's defaults); stored for `selftune worker`, so every process of the study reaps by the same rule
+    heartbeat_interval: float = 10.0
+    grace_period: float = 60.0
 
     def to_run_attr(self) -> dict[str, Any]:
         """What `selftune worker` needs to join this study from another process or machine (JSON)."""
@@ -102,6 +106,7 @@ class RunSpec:
             "timeout": self.timeout, "sampler": self.sampler, "seed": self.seed,
             "scheduler": None if self.scheduler is None else [self.scheduler[0], self.scheduler[1]],
             "retries": self.retries, "trial_timeout": self.trial_timeout,
+            "heartbeat_interval": self.heartbeat_interval, "grace_period": self.grace_period,
         }
 
     def make_scheduler(self) -> Any:
@@ -221,6 +226,14 @@ def load_spec(path: str | os.PathLike[str]) -> RunSpec:
     trial_timeout = data.get("trial_timeout")
     if trial_timeout is not None and not (_is_number(trial_timeout) and trial_timeout > 0 and math.isfinite(trial_timeout)):
         raise spec_error(path, f"`trial_timeout` must be a number of seconds > 0, got {trial_timeout!r}")
+    beat = data.get("heartbeat_interval", 10.0)
+    if not (_is_number(beat) and beat > 0 and math.isfinite(beat)):
+        raise spec_error(path, f"`heartbeat_interval` must be a number of seconds > 0, got {beat!r}")
+    grace = data.get("grace_period", 60.0)
+    if not (_is_number(grace) and math.isfinite(grace) and grace >= 2 * beat):
+        raise spec_error(
+            path, f"`grace_period` must be a number of seconds >= 2 * heartbeat_interval ({2 * beat:g}), got {grace!r}"
+        )
     sampler, seed = _check_sampler(path, data.get("sampler", "auto"))
     space = _check_space(path, data["space"]) if data.get("space") is not None else None
     scheduler = _check_scheduler(path, data.get("scheduler"))
@@ -229,6 +242,7 @@ def load_spec(path: str | os.PathLike[str]) -> RunSpec:
         trials=trials, timeout=None if timeout is None else float(timeout), sampler=sampler, seed=seed, space=space,
         scheduler=scheduler, test_seeds=int(test_seeds), workers=int(workers), retries=int(retries),
         trial_timeout=None if trial_timeout is None else float(trial_timeout),
+        heartbeat_interval=float(beat), grace_period=float(grace),
     )
 
 
