@@ -46,3 +46,11 @@ def storage_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: ignor
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'study.db'}"
     return request.getfixturevalue("pg_url")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``-n 2 --dist loadgroup`` (pyproject's addopts) the slow tests run one after another on one
+    worker: two kill tests at once (each with 8+ processes on 2 cores) starve each other's heartbeats."""
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(pytest.mark.xdist_group("slow"))
