@@ -10,12 +10,14 @@ from selftune.history import History
 from selftune.trial import TrialRecord, TrialState
 
 
-def _history(space: Space, n: int) -> History:
+def _history(space: Space, n: int, values: list[float] | None = None) -> History:
+    """``n`` complete trials at random points; their values improve steadily unless ``values`` are given."""
     rng = np.random.default_rng(0)
+    vals = values if values is not None else [1.0 / (i + 1) for i in range(n)]
     recs = []
     for i in range(n):
         p = space.decode(rng.random(len(space)))
-        recs.append(TrialRecord(number=i, state=TrialState.COMPLETE, params=p, value=float(rng.random())))
+        recs.append(TrialRecord(number=i, state=TrialState.COMPLETE, params=p, value=float(vals[i])))
     return History(recs, params=dict(space))
 
 
@@ -29,6 +31,24 @@ def test_rules_by_budget_and_types() -> None:
     assert auto.choose(_history(NUMERIC, 49), NUMERIC) == "gp"
     assert auto.choose(_history(NUMERIC, 50), NUMERIC) == "cmaes"
     assert auto.choose(_history(TREE, 50), TREE) == "tpe"
+
+
+def test_a_stagnant_gp_hands_over_to_tpe_until_the_best_improves() -> None:
+    """With no gain of 1% of the median-to-best gap in the last max(10, 2 d) trials, the GP is polishing
+    one basin: TPE proposes until a trial improves on the best again, then the GP takes over."""
+    auto = AutoSampler(seed=0)
+    w = 10  # max(10, 2 * 3)
+    improving = [10.0 - i for i in range(30)]
+    assert auto.choose(_history(NUMERIC, 30, improving), NUMERIC) == "gp"
+    flat = improving[:20] + [-9.0 + 0.001 * k for k in range(w)]  # best -9 reached; only worse since
+    assert auto.choose(_history(NUMERIC, 30, flat), NUMERIC) == "tpe"
+    polishing = improving[:20] + [-9.0 - 0.001 * (k + 1) for k in range(w)]  # gains of 0.01 in a gap of ~14
+    assert auto.choose(_history(NUMERIC, 30, polishing), NUMERIC) == "tpe"
+    found = flat + [-12.0]  # a better basin: the GP again
+    assert auto.choose(_history(NUMERIC, 31, found), NUMERIC) == "gp"
+    assert AutoSampler(seed=0, stagnation=False).choose(_history(NUMERIC, 30, flat), NUMERIC) == "gp"
+    # too few trials to judge: the GP
+    assert auto.choose(_history(NUMERIC, 19, flat[:19]), NUMERIC) == "gp"
 
 
 def test_define_by_run_conditional_goes_to_tpe() -> None:

@@ -6,7 +6,10 @@ same choice; the benchmark numbers behind them are in ``docs/benchmarks.md``):
 1. Up to ``gp_max_trials`` complete trials and at most ``gp_max_dims`` parameters: Gaussian-process BO
    (log EI with a noisy incumbent; batches and pending trials handled by kriging believer), which starts
    with its own scrambled Sobol points (``min(10, 2 d + 1)``). This is where a model pays most: few,
-   expensive trials.
+   expensive trials. Except while the GP stagnates: when the last ``max(10, 2 d)`` complete trials did not
+   improve on the best before them by 1% of the gap between the median and that best, the GP is polishing
+   one basin (on multimodal functions it then did worse than random search), so TPE proposes until a trial
+   improves on the best again (``stagnation=False`` turns this off).
 2. More parameters than the GP takes, and fewer complete trials than ``n_startup``: Sobol points.
 3. Beyond that, a space with conditional or categorical parameters (or parameters that appear in only some
    trials of a define-by-run study): TPE, whose cost grows linearly with the trials.
@@ -31,7 +34,8 @@ __all__ = ["AutoSampler"]
 
 
 class AutoSampler(Sampler):
-    """GP (with its Sobol start) for small budgets → TPE (tree-shaped or categorical spaces) or CMA-ES."""
+    """GP (with its Sobol start; TPE while the GP stagnates) for small budgets → TPE (tree-shaped or
+    categorical spaces) or CMA-ES. See the module's docstring for the rules."""
 
     def __init__(
         self,
@@ -40,8 +44,10 @@ class AutoSampler(Sampler):
         n_startup: int | None = None,
         gp_max_trials: int = 200,
         gp_max_dims: int = 30,
+        stagnation: bool = True,
     ) -> None:
         super().__init__(seed=seed)
+        self.stagnation = stagnation
         self.n_startup = n_startup
         self.gp_max_trials = gp_max_trials
         self.gp_max_dims = gp_max_dims
@@ -69,6 +75,8 @@ class AutoSampler(Sampler):
         complete = [r for r in history.complete if r.value is not None]
         d = len(space)
         if len(complete) < self.gp_max_trials and d <= self.gp_max_dims:
+            if self.stagnation and _stagnant(history, complete, max(10, 2 * d)):
+                return "tpe"
             return "gp"
         startup = self.n_startup if self.n_startup is not None else min(10, 2 * d + 1)
         if len(complete) < startup:
@@ -92,3 +100,22 @@ def _tree_or_categorical(space: Space, complete: list[Any]) -> bool:
         return True
     # define-by-run spaces carry no conditions: a parameter missing from some trials is conditional
     return any(any(k not in r.params for k in space) for r in complete[-50:])
+
+
+def _stagnant(history: History, complete: list[Any], window: int) -> bool:
+    """No improvement of at least 1% of the gap between the median and the best loss in the last ``window``
+    complete trials (in trial order): the GP is polishing one basin."""
+    if len(complete) < 2 * window:
+        return False
+    ordered = sorted(complete, key=lambda r: r.number)
+    y = history.losses(ordered)
+    y = np.where(np.isfinite(y), y, np.nan)
+    before, recent = y[:-window], y[-window:]
+    if np.all(np.isnan(before)):
+        return False
+    best_before = float(np.nanmin(before))
+    scale = float(np.nanmedian(y)) - best_before
+    if not scale > 0:
+        return False
+    recent_best = float(np.nanmin(recent)) if not np.all(np.isnan(recent)) else np.inf
+    return recent_best > best_before - 0.01 * scale
