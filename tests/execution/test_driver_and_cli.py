@@ -144,13 +144,8 @@ def test_worker_needs_an_objective_for_a_study_not_started_by_run(tmp_path: Path
     assert len(selftune.load_study("plain", storage=url).trials) == 3
 
 
-SLOW_OBJECTIVE = textwrap.dedent(
+SLOW_OBJECTIVE = OBJECTIVE + textwrap.dedent(
     """
-    import time
-
-    def objective(trial):
-        return trial.float("x", -3.0, 3.0) ** 2
-
     def slow(trial):
         x = trial.float("x", -3.0, 3.0)
         time.sleep(2.5)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scheduler_helpers import hist, rec, running
+from scheduler_helpers import checkpointing_level, hist, rec, running
 
 import selftune
 from selftune.exceptions import InvalidParameterError
@@ -197,23 +197,13 @@ def test_promotion_variant_final_waits_for_paused_trials_promoted_below_the_rung
     assert out[1].stops and out[0].action is Action.CONTINUE
 
 
-def _checkpointing_level(trial: selftune.Trial) -> float:
-    """A flat curve at ``x`` that, like a checkpointing objective, goes on from where it paused."""
-    level = trial.float("x", 0.0, 1.0)
-    for step in range((trial.resume_step or 0) + 1, 28):
-        trial.report(level, step)
-        if trial.should_stop():
-            raise selftune.StopTrial()
-    return level
-
-
 def test_promotion_variant_in_a_study() -> None:
     study = selftune.create_study(
         storage="memory",
         sampler=selftune.RandomSampler(seed=0),
         scheduler=ASHAScheduler(max_resource=27, variant="promotion"),
     )
-    study.optimize(_checkpointing_level, trials=81, progress=False)
+    study.optimize(checkpointing_level, trials=81, progress=False)
     trials = study.trials
     assert len(trials) == 81 and all(t.state in (TrialState.COMPLETE, TrialState.STOPPED) for t in trials)
     reached = [sum(1 for t in trials if (t.last_step or 0) >= r) for r in (1, 3, 9, 27)]

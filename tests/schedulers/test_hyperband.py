@@ -6,7 +6,7 @@ import math
 from collections import Counter
 
 import pytest
-from scheduler_helpers import hist, rec, running
+from scheduler_helpers import checkpointing_level, hist, rec, running
 
 from selftune.exceptions import InvalidParameterError
 from selftune.schedulers import HyperbandScheduler
@@ -71,17 +71,9 @@ def test_promotion_variant_in_a_study() -> None:
     import selftune
     from selftune.trial import TrialState
 
-    def objective(trial: selftune.Trial) -> float:
-        level = trial.float("x", 0.0, 1.0)
-        for step in range((trial.resume_step or 0) + 1, 28):
-            trial.report(level, step)
-            if trial.should_stop():
-                raise selftune.StopTrial()
-        return level
-
     hb = HyperbandScheduler(min_resource=1, max_resource=27, reduction_factor=3, variant="promotion")
     study = selftune.create_study(storage="memory", sampler=selftune.RandomSampler(seed=1), scheduler=hb)
-    study.optimize(objective, trials=60, progress=False)
+    study.optimize(checkpointing_level, trials=60, progress=False)
     trials = study.trials
     assert all(t.state in (TrialState.COMPLETE, TrialState.STOPPED) for t in trials)
     assert all(list(t.intermediate) == list(range(1, (t.last_step or 0) + 1)) for t in trials)

@@ -104,11 +104,10 @@ def _tree_or_categorical(space: Space, complete: list[Any]) -> bool:
 
 def _stagnant(history: History, complete: list[Any], window: int) -> bool:
     """No improvement of at least 1% of the gap between the median and the best loss in the last ``window``
-    complete trials (in trial order): the GP is polishing one basin."""
+    complete trials (``complete`` is in trial order, as :attr:`History.complete`): the GP is polishing one basin."""
     if len(complete) < 2 * window:
         return False
-    ordered = sorted(complete, key=lambda r: r.number)
-    y = history.losses(ordered)
+    y = history.losses(complete)
     y = np.where(np.isfinite(y), y, np.nan)
     before, recent = y[:-window], y[-window:]
     if np.all(np.isnan(before)):

@@ -58,10 +58,13 @@ def promotion_decision(
     if miss is None:
         return CONTINUE
     rung, rank, n, keep = miss
-    return Decision.stop(
-        f"{label}: value {trial.intermediate[trial.last_step or 0]:.6g} at rung {rung} (step {trial.last_step}) "
-        f"ranks {rank} of {n}; only the best {keep} continue"
-    )
+    return Decision.stop(f"{_ranked(label, trial, rung, rank, n)}; only the best {keep} continue")
+
+
+def _ranked(label: str, trial: TrialRecord, rung: int, rank: int, n: int) -> str:
+    """The start of a rung decision's reason: where ``trial``'s latest value ranks at ``rung``."""
+    step = trial.last_step or 0
+    return f"{label}: value {trial.intermediate[step]:.6g} at rung {rung} (step {step}) ranks {rank} of {n}"
 
 
 def _rung_values(history: History, rung: int, same_group: Callable[[TrialRecord], bool]) -> dict[int, float]:
@@ -137,8 +140,7 @@ def pause_at_rung(
         return CONTINUE
     rung, rank, n, _ = miss
     return Decision.pause(
-        f"{label}: value {trial.intermediate[trial.last_step or 0]:.6g} at rung {rung} (step {trial.last_step}) "
-        f"ranks {rank} of {n}; waits until it is among the best 1/{reduction_factor:g}"
+        f"{_ranked(label, trial, rung, rank, n)}; waits until it is among the best 1/{reduction_factor:g}"
     )
 
 
