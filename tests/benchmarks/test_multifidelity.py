@@ -13,7 +13,9 @@ from selftune.exceptions import InvalidParameterError
 PROBLEM = SyntheticCurves(max_steps=9)
 
 
-@pytest.mark.parametrize("method", ["selftune-asha-tpe", "selftune-full-tpe", "optuna-tpe-hyperband"])
+@pytest.mark.parametrize(
+    "method", ["selftune-asha-tpe", "selftune-asha-auto", "selftune-full-tpe", "optuna-tpe-hyperband"]
+)
 def test_runs_spend_the_budget(method: str) -> None:
     run = run_mf(method, PROBLEM, seed=0, budget=90)
     spent = [s for s, _ in run.trace]

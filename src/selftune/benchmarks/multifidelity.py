@@ -12,6 +12,8 @@ problem, the validation error it reported on the PyTorch ones). Methods are name
 ``selftune-asha-promotion-random``, ``selftune-asha-promotion-tpe``  ASHA's promotion variant (the paper's:
                                                trials pause at a rung until they rank in its best third; paused
                                                trials resume replaying their curve, as from a checkpoint)
+``selftune-asha-auto``, ``selftune-asha-promotion-auto``  the same with the default sampler (the GP, with its
+                                               Sobol start) fit at the highest rung with enough data
 ``selftune-hyperband-random``, ``selftune-hyperband-tpe``  asynchronous Hyperband (eta 3); with TPE: BOHB-style
 ``selftune-median-tpe``                        median stopping
 ``optuna-tpe-hyperband``, ``optuna-tpe-sha``, ``optuna-tpe-median``, ``optuna-tpe-full``  Optuna's TPESampler with
@@ -359,6 +361,8 @@ MF_METHODS: dict[str, Callable[[CurveProblem, int, int], MFRun]] = {
     "selftune-asha-tpe": _selftune("tpe", "asha"),
     "selftune-asha-promotion-random": _selftune("random", "asha", "promotion"),
     "selftune-asha-promotion-tpe": _selftune("tpe", "asha", "promotion"),
+    "selftune-asha-auto": _selftune("auto", "asha"),
+    "selftune-asha-promotion-auto": _selftune("auto", "asha", "promotion"),
     "selftune-hyperband-random": _selftune("random", "hyperband"),
     "selftune-hyperband-tpe": _selftune("tpe", "hyperband"),
     "selftune-median-tpe": _selftune("tpe", "median"),
