@@ -51,6 +51,26 @@ def test_a_stagnant_gp_hands_over_to_tpe_until_the_best_improves() -> None:
     assert auto.choose(_history(NUMERIC, 19, flat[:19]), NUMERIC) == "gp"
 
 
+def test_the_handover_alternates_while_nothing_improves() -> None:
+    """TPE gets at most max(10, 2 d) trials at a time: if they bring no gain the GP gets as many again (on
+    ill-conditioned functions it resumes its slow progress), then TPE, and so on; a TPE trial that improves
+    on the best hands back to the GP at once. Replayed from the history, so a resumed study decides alike."""
+    auto = AutoSampler(seed=0)
+    w = 10
+    flat = [10.0 - i for i in range(20)] + [-9.0 + 0.001 * k for k in range(w)]
+
+    def choices(values: list[float], n: int, improve_at: int | None = None) -> str:
+        out = ""
+        for k in range(n):
+            out += auto.choose(_history(NUMERIC, len(values), values), NUMERIC)[0]
+            values = values + [-20.0 if k == improve_at else 5.0]
+        return out
+
+    assert choices(flat, 45) == "t" * w + "g" * w + "t" * w + "g" * w + "t" * 5
+    # the 4th TPE trial finds a better basin: the GP polishes it for a window, then TPE again
+    assert choices(flat, 30, improve_at=3) == "t" * 4 + "g" * w + "t" * w + "g" * 6
+
+
 def test_define_by_run_conditional_goes_to_tpe() -> None:
     space = Space({"x": Float(0, 1), "m": Float(0, 1)})  # inferred: no conditions declared
     recs = [

@@ -6,10 +6,12 @@ same choice; the benchmark numbers behind them are in ``docs/benchmarks.md``):
 1. Up to ``gp_max_trials`` complete trials and at most ``gp_max_dims`` parameters: Gaussian-process BO
    (log EI with a noisy incumbent; batches and pending trials handled by kriging believer), which starts
    with its own scrambled Sobol points (``min(10, 2 d + 1)``). This is where a model pays most: few,
-   expensive trials. Except while the GP stagnates: when the last ``max(10, 2 d)`` complete trials did not
-   improve on the best before them by 1% of the gap between the median and that best, the GP is polishing
-   one basin (on multimodal functions it then did worse than random search), so TPE proposes until a trial
-   improves on the best again (``stagnation=False`` turns this off).
+   expensive trials. Except while the GP stagnates: when the last ``w = max(10, 2 d)`` complete trials did
+   not improve on the best before them by 1% of the gap between the median and that best, the GP is
+   polishing one basin (on multimodal functions it then did worse than random search), so TPE proposes,
+   until a trial improves on the best again or for ``w`` trials; then the GP gets ``w`` trials before the
+   check starts anew (on ill-conditioned functions a GP that looked stagnant resumed its slow progress,
+   while TPE alone did not). ``stagnation=False`` turns this off.
 2. More parameters than the GP takes, and fewer complete trials than ``n_startup``: Sobol points.
 3. Beyond that, a space with conditional or categorical parameters (or parameters that appear in only some
    trials of a define-by-run study): TPE, whose cost grows linearly with the trials.
@@ -75,7 +77,7 @@ class AutoSampler(Sampler):
         complete = [r for r in history.complete if r.value is not None]
         d = len(space)
         if len(complete) < self.gp_max_trials and d <= self.gp_max_dims:
-            if self.stagnation and _stagnant(history, complete, max(10, 2 * d)):
+            if self.stagnation and _handover(history.losses(complete), max(10, 2 * d)):
                 return "tpe"
             return "gp"
         startup = self.n_startup if self.n_startup is not None else min(10, 2 * d + 1)
@@ -102,13 +104,35 @@ def _tree_or_categorical(space: Space, complete: list[Any]) -> bool:
     return any(any(k not in r.params for k in space) for r in complete[-50:])
 
 
-def _stagnant(history: History, complete: list[Any], window: int) -> bool:
+def _handover(losses: np.ndarray, window: int) -> bool:
+    """Whether TPE proposes the next trial, replayed from the losses of the complete trials (in trial order)
+    so that a resumed study decides alike. While the GP stagnates (:func:`_stagnant`), TPE proposes, until a
+    trial improves on the best again or for ``window`` trials at most; then the GP gets ``window`` trials
+    before stagnation is checked anew."""
+    n = len(losses)
+    i = 2 * window
+    while i <= n:
+        if not _stagnant(losses[:i], window):
+            i += 1
+            continue
+        j = i  # TPE proposes trials i, i + 1, ... while the window stays stagnant
+        while j < min(i + window, n) and _stagnant(losses[: j + 1], window):
+            j += 1
+        if j == i + window:
+            i += 2 * window  # a whole block without gain: the GP's turn
+        elif j == n:
+            return True  # the block goes on
+        else:
+            i = j + 1  # a TPE trial improved on the best: the GP resumes
+    return False
+
+
+def _stagnant(losses: np.ndarray, window: int) -> bool:
     """No improvement of at least 1% of the gap between the median and the best loss in the last ``window``
-    complete trials (``complete`` is in trial order, as :attr:`History.complete`): the GP is polishing one basin."""
-    if len(complete) < 2 * window:
+    losses (in trial order): the GP is polishing one basin."""
+    if len(losses) < 2 * window:
         return False
-    y = history.losses(complete)
-    y = np.where(np.isfinite(y), y, np.nan)
+    y = np.where(np.isfinite(losses), losses, np.nan)
     before, recent = y[:-window], y[-window:]
     if np.all(np.isnan(before)):
         return False
