@@ -100,3 +100,30 @@ def test_default_finds_good_points_quickly() -> None:
             study.tell(trial, branin(trial.params))
         bests.append(study.best_value)
     assert np.median(bests) < 0.45  # the optimum is 0.398
+
+
+def test_early_stopping_turns_to_tpe() -> None:
+    """Once a scheduler stopped a trial, the default proposes with TPE (BOHB's pairing), not the GP."""
+    hist = _history(NUMERIC, 12)
+    stopped = TrialRecord(number=12, state=TrialState.STOPPED, params=hist.trials[0].params, value=None)
+    with_stop = History([*hist.trials, stopped], params=dict(NUMERIC))
+    assert AutoSampler(seed=0).choose(hist, NUMERIC) == "gp"
+    assert AutoSampler(seed=0).choose(with_stop, NUMERIC) == "bohb"
+    assert AutoSampler(seed=0, multi_fidelity=False).choose(with_stop, NUMERIC) == "gp"
+    # end to end: ASHA with the default sampler proposes through TPE after the first stop
+    from selftune.schedulers import ASHAScheduler
+
+    auto = AutoSampler(seed=0)
+    study = selftune.create_study(storage="memory", sampler=auto, scheduler=ASHAScheduler(max_resource=9))
+
+    def objective(t: selftune.Trial) -> float:
+        x = t.float("x", 0, 1)
+        for step in range(1, 10):
+            t.report((x - 0.3) ** 2 + 1 / step, step)
+            if t.should_stop():
+                raise selftune.StopTrial()
+        return (x - 0.3) ** 2
+
+    study.optimize(objective, trials=30, progress=False)
+    assert any(t.state is TrialState.STOPPED for t in study.trials)
+    assert "bohb" in auto._samplers

@@ -16,6 +16,10 @@ same choice; the benchmark numbers behind them are in ``docs/benchmarks.md``):
 3. Beyond that, a space with conditional or categorical parameters (or parameters that appear in only some
    trials of a define-by-run study): TPE, whose cost grows linearly with the trials.
 4. Otherwise (numeric parameters only, many trials): CMA-ES, warm-started by every trial so far.
+
+Before all of these: once a trial was stopped early (a scheduler such as ASHA or Hyperband prunes, and the
+sampler sees the highest rung with enough data), TPE with its own start-up (BOHB's combination). The GP fit
+at the rungs did worse with ASHA on both learning-curve benchmarks (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -31,13 +35,22 @@ from selftune.samplers.qmc import SobolSampler
 from selftune.samplers.random import RandomSampler
 from selftune.samplers.tpe import TPESampler
 from selftune.space import Choice, Param, Space
+from selftune.trial import TrialState
 
 __all__ = ["AutoSampler"]
 
 
 class AutoSampler(Sampler):
     """GP (with its Sobol start; TPE while the GP stagnates) for small budgets → TPE (tree-shaped or
-    categorical spaces) or CMA-ES. See the module's docstring for the rules."""
+    categorical spaces) or CMA-ES; TPE once trials are stopped early. See the module's docstring for the rules.
+
+    Args:
+        seed: seed of every sampler it delegates to.
+        n_startup: the GP's start-up trials (default ``min(10, 2 d + 1)``).
+        gp_max_trials, gp_max_dims: the GP's range (complete trials, parameters).
+        stagnation: hand over to TPE while the GP stagnates.
+        multi_fidelity: use TPE (BOHB-style, on the scheduler's rung view) once a trial was stopped early.
+    """
 
     def __init__(
         self,
@@ -47,9 +60,11 @@ class AutoSampler(Sampler):
         gp_max_trials: int = 200,
         gp_max_dims: int = 30,
         stagnation: bool = True,
+        multi_fidelity: bool = True,
     ) -> None:
         super().__init__(seed=seed)
         self.stagnation = stagnation
+        self.multi_fidelity = multi_fidelity
         self.n_startup = n_startup
         self.gp_max_trials = gp_max_trials
         self.gp_max_dims = gp_max_dims
@@ -68,12 +83,17 @@ class AutoSampler(Sampler):
                 self._samplers[name] = GPSampler(seed=self.seed, n_startup=self.n_startup)
             elif name == "cmaes":
                 self._samplers[name] = CMAESSampler(seed=self.seed, fallback=self._get("tpe"))
+            elif name == "bohb":
+                self._samplers[name] = TPESampler(seed=self.seed)
             else:
                 self._samplers[name] = TPESampler(seed=self.seed, n_startup=0)
         return self._samplers[name]
 
     def choose(self, history: History, space: Space) -> str:
-        """The name of the algorithm used for the next proposal: sobol, gp, tpe or cmaes."""
+        """The name of the algorithm used for the next proposal: sobol, gp, tpe, cmaes, or bohb (TPE with
+        its own start-up, once trials are stopped early)."""
+        if self.multi_fidelity and any(r.state is TrialState.STOPPED for r in history.trials):
+            return "bohb"
         complete = [r for r in history.complete if r.value is not None]
         d = len(space)
         if len(complete) < self.gp_max_trials and d <= self.gp_max_dims:
