@@ -170,7 +170,13 @@ def _optuna(pruner: str | None) -> Callable[[CurveProblem, int, int], MFRun]:
             "sha": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=1),
             "median": lambda: optuna.pruners.MedianPruner(),
         }
-        study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruners[pruner]())
+        # a fixed name: Optuna's HyperbandPruner assigns brackets by a hash of the study name, so the default
+        # (random) name made its runs differ under the same seed
+        study = optuna.create_study(
+            study_name=f"{problem.name}-{pruner}-{seed}",
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            pruner=pruners[pruner](),
+        )
         result = MFRun("", problem.name, seed, budget)
         tracker = _Tracker(result, problem)
         counter = StepCounter()
