@@ -28,3 +28,26 @@ def checkpointing_level(trial: selftune.Trial) -> float:
         if trial.should_stop():
             raise selftune.StopTrial()
     return level
+
+
+def two_worker_processes(url: str, study: str, trials: int, *mode: str) -> list[TrialRecord]:
+    """Run ``mf_worker.py`` in two processes on ``study`` (started together, OMP_NUM_THREADS=1) until the study
+    holds ``trials`` trials; every process must exit cleanly. Returns the study's trials."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    worker = Path(__file__).parent / "mf_worker.py"
+    start_at = str(time.time() + 3.0)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, str(worker), url, study, str(trials), start_at, *mode], env=env,
+                         stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()
+    return list(selftune.load_study(study, storage=url).trials)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scheduler_helpers import checkpointing_level, hist, rec, running
+from scheduler_helpers import checkpointing_level, hist, rec, running, two_worker_processes
 
 import selftune
 from selftune.exceptions import InvalidParameterError
@@ -225,28 +225,11 @@ def test_promotion_variant_in_a_study() -> None:
 def test_promotion_variant_with_two_worker_processes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """Two processes share the paused trials through the storage: every trial ends finished, with a whole
     curve, and the halving holds whoever resumed what."""
-    import os
-    import subprocess
-    import sys
-    import time
-    from pathlib import Path
-
     from selftune.benchmarks.curves import SyntheticCurves
 
     url = f"sqlite:///{tmp_path / 'asha.db'}"
     selftune.create_study("asha", storage=url, space=SyntheticCurves(max_steps=27).space).close()
-    worker = Path(__file__).parent / "mf_worker.py"
-    start_at = str(time.time() + 3.0)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [
-        subprocess.Popen([sys.executable, str(worker), url, "asha", "54", start_at, "asha-promotion"], env=env,
-                         stderr=subprocess.PIPE)
-        for _ in range(2)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()
-    trials = selftune.load_study("asha", storage=url).trials
+    trials = two_worker_processes(url, "asha", 54, "asha-promotion")
     assert 54 <= len(trials) <= 55 and all(t.state.finished for t in trials)
     assert len({t.worker for t in trials}) == 2
     assert all(list(t.intermediate) == list(range(1, t.last_step + 1)) for t in trials)  # type: ignore[operator]

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import collections
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from scheduler_helpers import hist, rec, running
+from scheduler_helpers import hist, rec, running, two_worker_processes
 
 import selftune
 from selftune.benchmarks.curves import StepCounter, SyntheticCurves
@@ -169,18 +165,7 @@ def test_synchronous_runs_are_deterministic_and_resume(tmp_path: Path) -> None:
 def test_two_workers_share_paused_trials(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'sync.db'}"
     selftune.create_study("sync", storage=url, space=PROBLEM.space).close()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    worker = Path(__file__).parent / "mf_worker.py"
-    start_at = str(time.time() + 3.0)
-    procs = [
-        subprocess.Popen([sys.executable, str(worker), url, "sync", "54", start_at, "sync-sh"], env=env,
-                         stderr=subprocess.PIPE)
-        for _ in range(2)
-    ]
-    for p in procs:
-        _, err = p.communicate(timeout=300)
-        assert p.returncode == 0, err.decode()
-    trials = selftune.load_study("sync", storage=url).trials
+    trials = two_worker_processes(url, "sync", 54, "sync-sh")
     # the study-wide budget can be overshot by a trial when both workers start one at the same moment
     assert 54 <= len(trials) <= 55 and all(t.state.finished for t in trials)
     assert len({t.worker for t in trials}) == 2
