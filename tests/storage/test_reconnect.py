@@ -185,6 +185,33 @@ def test_past_the_timeout_a_clear_error(pg: Any) -> None:
     storage.close()
 
 
+def test_a_worker_started_during_a_restart_waits_for_the_server(pg: Any) -> None:
+    """A worker process its driver starts while the server restarts (found by the kill test: the child died
+    with a traceback at its first connection) opens its storage with ``wait_connect``: it waits the outage out
+    like a lost connection, then joins the study; a user's own first connection still fails at once."""
+    from selftune.storage import get_storage
+
+    storage = SQLStorage(pg.url)
+    sid = _study(storage, "late-worker")
+    storage.close()
+    pg.stop()
+    with pytest.raises(StorageURLError, match="cannot connect"):
+        get_storage(pg.url)
+    back = _later(2.0, pg.start)
+    start = time.monotonic()
+    worker = get_storage(pg.url, wait_connect=True)
+    took = time.monotonic() - start
+    back.join()
+    assert took >= 1.5, took
+    assert isinstance(worker, SQLStorage)
+    assert worker.read_trials(sid, 0)[0] == []  # the study it was started for
+    worker.close()
+    # the wait is bounded by reconnect_timeout, with the usual error
+    pg.stop()
+    with pytest.raises(StorageURLError, match="could not reconnect"):
+        SQLStorage(pg.url, reconnect_timeout=1.0, wait_connect=True)
+
+
 def test_reconnect_timeout_setting(pg: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SELFTUNE_RECONNECT_TIMEOUT", "2.5")
     storage = SQLStorage(pg.url)

@@ -106,7 +106,8 @@ def run_worker(spec: WorkerSpec, on_study: Callable[[Any], None] | None = None) 
         os.chdir(spec.cwd)
     if spec.memory_limit is not None:
         resource.setrlimit(resource.RLIMIT_AS, (spec.memory_limit, spec.memory_limit))
-    storage = get_storage(spec.storage_url)
+    # the driver reached this storage already: a server that refuses us now (restarting) is waited out
+    storage = get_storage(spec.storage_url, wait_connect=True)
     study = Study(
         storage, spec.study, sampler=spec.sampler, scheduler=spec.scheduler, artifacts=spec.artifacts,
         heartbeat_interval=spec.heartbeat_interval, grace_period=spec.grace_period,

@@ -30,13 +30,15 @@ def __getattr__(name: str) -> object:
     raise AttributeError(name)
 
 
-def get_storage(storage: str | os.PathLike[str] | Storage | None = None) -> Storage:
+def get_storage(storage: str | os.PathLike[str] | Storage | None = None, *, wait_connect: bool = False) -> Storage:
     """Return the storage named by ``storage``.
 
     - ``None``: ``$SELFTUNE_STORAGE`` if set, else ``sqlite:///selftune.db``;
     - ``"memory"`` (or ``":memory:"``): a fresh in-memory storage;
     - ``"sqlite:///path.db"`` or a path ending in ``.db``/``.sqlite``/``.sqlite3``: an SQLite file;
     - ``"postgresql://user:password@host:port/database"``: PostgreSQL (``pip install selftune[postgres]``).
+
+    ``wait_connect``: see :class:`~selftune.storage.sql.SQLStorage` (worker processes started by a driver).
     """
     if isinstance(storage, Storage):
         return storage
@@ -57,4 +59,4 @@ def get_storage(storage: str | os.PathLike[str] | Storage | None = None) -> Stor
             )
     from selftune.storage.sql import SQLStorage
 
-    return SQLStorage(text)
+    return SQLStorage(text, wait_connect=wait_connect)

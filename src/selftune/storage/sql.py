@@ -73,9 +73,19 @@ _SCHEMA_LOCK_KEY = 0x5E1F7A4E  # pg_advisory_xact_lock key for creating the sche
 class SQLStorage(Connected, Storage):
     """Storage in an SQL database: ``sqlite:///path.db`` or ``postgresql://user@host:port/db``."""
 
-    def __init__(self, url: str, *, busy_timeout: float = 60.0, reconnect_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout: float = 60.0,
+        reconnect_timeout: float | None = None,
+        wait_connect: bool = False,
+    ) -> None:
         """``reconnect_timeout``: how long (seconds) an operation on PostgreSQL keeps reconnecting after its
-        connection is lost before it raises; default ``$SELFTUNE_RECONNECT_TIMEOUT`` or 60. 0 never retries."""
+        connection is lost before it raises; default ``$SELFTUNE_RECONNECT_TIMEOUT`` or 60. 0 never retries.
+        ``wait_connect``: the URL is known to work (a worker process its driver started), so a PostgreSQL
+        server that refuses the first connection is an outage, waited out as a lost connection is; by default
+        the first connection fails at once (a wrong URL is the likely cause)."""
         self._init_connection(reconnect_timeout)
         try:
             sa_url = make_url(url)
@@ -97,6 +107,7 @@ class SQLStorage(Connected, Storage):
         self.dialect = backend
         db = sa_url.database if backend == "sqlite" else None
         self._sqlite_file = None if not db or db == ":memory:" or db.startswith("file:") else os.path.abspath(db)
+        self._connected = wait_connect
         self._init_schema()
         self._connected = True
         self._q = Statements(self._now())
