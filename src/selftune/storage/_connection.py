@@ -203,9 +203,11 @@ class Connected:
     dialect: str
     url: str
 
-    def _init_connection(self, reconnect_timeout: float | None) -> None:
+    def _init_connection(self, reconnect_timeout: float | None, *, wait_connect: bool = False) -> None:
         self.reconnect_timeout = _reconnect_timeout(reconnect_timeout)
-        self._connected = False  # a storage that never connected fails at once: its URL is likely wrong
+        # a storage that never connected fails at once (its URL is likely wrong), unless its URL is known to
+        # work (``wait_connect``: a worker process started by a driver waits out an outage at its first connection)
+        self._connected = wait_connect
         self._down_since: float | None = None  # monotonic time of the first failure of an ongoing outage
         self._outage_lock = threading.Lock()
         self._jitter = random.Random()

@@ -86,7 +86,7 @@ class SQLStorage(Connected, Storage):
         ``wait_connect``: the URL is known to work (a worker process its driver started), so a PostgreSQL
         server that refuses the first connection is an outage, waited out as a lost connection is; by default
         the first connection fails at once (a wrong URL is the likely cause)."""
-        self._init_connection(reconnect_timeout)
+        self._init_connection(reconnect_timeout, wait_connect=wait_connect)
         try:
             sa_url = make_url(url)
         except ArgumentError:
@@ -107,7 +107,6 @@ class SQLStorage(Connected, Storage):
         self.dialect = backend
         db = sa_url.database if backend == "sqlite" else None
         self._sqlite_file = None if not db or db == ":memory:" or db.startswith("file:") else os.path.abspath(db)
-        self._connected = wait_connect
         self._init_schema()
         self._connected = True
         self._q = Statements(self._now())
