@@ -267,6 +267,21 @@ def test_model_based_proposals_are_deterministic() -> None:
     assert a == b
 
 
+def test_default_startup_is_ten_sobol_points_whatever_the_dimension() -> None:
+    """In 2-D the model waits for 10 points (not 2 d + 1 = 5): they are the scrambled Sobol design, so they
+    cover the square evenly, and the 11th proposal comes from the model, next to the best point."""
+    recs = _loop(GPSampler(seed=4), SQUARE, _bowl, 11, 4)
+    U = np.array([[r.params["x"], r.params["y"]] for r in recs[:10]])
+    for col in (0, 1):  # the first 8 points of a scrambled Sobol net: one per eighth along each axis
+        assert len(set(np.floor(U[:8, col] * 8).astype(int))) == 8
+    late = _loop(GPSampler(seed=4, n_startup=30), SQUARE, _bowl, 11, 4)  # Sobol all along
+    assert [r.params for r in late[:10]] == [r.params for r in recs[:10]]
+    assert recs[10].params != late[10].params
+    best = min(recs[:10], key=lambda r: r.value)
+    assert recs[10].value < np.median([r.value for r in recs[:10]])
+    assert abs(recs[10].params["x"] - best.params["x"]) + abs(recs[10].params["y"] - best.params["y"]) < 0.6
+
+
 def test_trust_region_length_replays_successes_and_failures() -> None:
     assert trust_region_length(np.arange(30.0, 0.0, -1.0), 5, 10) == 1.6  # steady improvement: grows, capped
     assert trust_region_length(np.r_[np.arange(5.0, 0.0, -1.0), np.ones(20)], 5, 10) == 0.2  # 20 failures: /4

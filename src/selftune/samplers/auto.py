@@ -5,7 +5,7 @@ same choice; the benchmark numbers behind them are in ``docs/benchmarks.md``):
 
 1. Up to ``gp_max_trials`` complete trials and at most ``gp_max_dims`` parameters: Gaussian-process BO
    (log EI with a noisy incumbent; batches and pending trials handled by kriging believer), which starts
-   with its own scrambled Sobol points (``min(10, 2 d + 1)``). This is where a model pays most: few,
+   with its own 10 scrambled Sobol points. This is where a model pays most: few,
    expensive trials. Except while the GP stagnates: when the last ``w = max(10, 2 d)`` complete trials did
    not improve on the best before them by 1% of the gap between the median and that best, the GP is
    polishing one basin (on multimodal functions it then did worse than random search), so TPE proposes,
@@ -46,7 +46,7 @@ class AutoSampler(Sampler):
 
     Args:
         seed: seed of every sampler it delegates to.
-        n_startup: the GP's start-up trials (default ``min(10, 2 d + 1)``).
+        n_startup: the GP's start-up trials (default 10).
         gp_max_trials, gp_max_dims: the GP's range (complete trials, parameters).
         stagnation: hand over to TPE while the GP stagnates.
         multi_fidelity: use TPE (BOHB-style, on the scheduler's rung view) once a trial was stopped early.
@@ -100,7 +100,7 @@ class AutoSampler(Sampler):
             if self.stagnation and _handover(history.losses(complete), max(10, 2 * d)):
                 return "tpe"
             return "gp"
-        startup = self.n_startup if self.n_startup is not None else min(10, 2 * d + 1)
+        startup = self.n_startup if self.n_startup is not None else 10
         if len(complete) < startup:
             return "sobol"
         if _tree_or_categorical(space, complete):

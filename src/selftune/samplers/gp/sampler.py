@@ -19,7 +19,10 @@ from selftune.samplers.gp.optimize import maximize, point_key, trust_region_box,
 from selftune.space import Param, Space
 from selftune.trial import TrialRecord
 
-__all__ = ["GPSampler"]
+__all__ = ["GPSampler", "DEFAULT_STARTUP"]
+
+#: start-up (Sobol) trials before the model is used, whatever the dimension
+DEFAULT_STARTUP = 10
 
 logger = logging.getLogger("selftune")
 
@@ -56,7 +59,9 @@ class GPSampler(Sampler):
 
     Args:
         seed: seed of the start-up Sobol sequence (the study derives ``rng`` from it too).
-        n_startup: complete trials needed before the model is used; default ``min(10, 2 d + 1)``.
+        n_startup: complete trials needed before the model is used (scrambled Sobol points until then);
+            default 10, as Optuna's GP and TPE. ``min(10, 2 d + 1)`` (5 in 2-D) did worse on multimodal
+            low-dimensional functions: one seed's fit on 5 points can miss the basin (``docs/benchmarks.md``).
         trust_region: confine the search to a TuRBO-style trust region around the incumbent, its size
             replayed from the history. Off by default: with the dimension-scaled lengthscale prior the
             global search did better at budgets of 100-150 trials in 10-30 dimensions (see the benchmarks).
@@ -96,7 +101,7 @@ class GPSampler(Sampler):
         if ms.d_model == 0:
             return [space.decode(np.full(ms.d, 0.5)) for _ in range(n)]
         X, y = _encode(history, space, history.complete, with_values=True)
-        n_startup = self.n_startup if self.n_startup is not None else min(10, 2 * ms.d_model + 1)
+        n_startup = self.n_startup if self.n_startup is not None else DEFAULT_STARTUP
         if len(y) < max(n_startup, 1):
             return self._startup(history, space, n, rng)
         try:
