@@ -101,10 +101,10 @@ class Prior:
     """Independent normal priors on ``theta``: dimension-scaled log-normal lengthscales, log-normal signal and
     noise variances, a standard normal constant mean.
 
-    The lengthscale prior is Hvarfner et al.'s (2024) scaling with the dimension, ``log l ~ N(log(d) / 2, sqrt(3)^2)``,
-    centred on ``sqrt(d)`` (the unit cube's diagonal) rather than on their ``e^sqrt(2) sqrt(d)``: the smoother
-    prior made the GP polish one basin of multimodal functions (on bbob 5-D over 8 seeds the GP alone scored
-    47 with it and 78 with this one; ``docs/benchmarks.md``)."""
+    The lengthscale prior scales with the dimension as Hvarfner et al.'s (2024), ``log l ~ N(log(d) / 2, 3)``
+    (variance 3), but is centred on ``sqrt(d)`` (the unit cube's diagonal) rather than on their
+    ``e^sqrt(2) sqrt(d)``: the smoother prior made the GP polish one basin of multimodal functions (on bbob
+    5-D over 8 seeds the GP alone scored 64 with it and 78 with this one; ``docs/benchmarks.md``)."""
 
     def __init__(self, layout: Layout) -> None:
         d = max(layout.d_num + layout.d_cat, 1)
