@@ -10,7 +10,11 @@ import numpy as np
 from selftune.history import History
 from selftune.space import Param, Space, param_from_json
 
-__all__ = ["Sampler", "alone"]
+__all__ = ["Sampler", "alone", "DEFAULT_STARTUP"]
+
+#: start-up (Sobol) trials before a model-based sampler (the GP, or the default before it) uses its model,
+#: whatever the dimension
+DEFAULT_STARTUP = 10
 
 
 def alone(name: str, param: Param) -> Space:

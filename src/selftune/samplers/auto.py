@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from selftune.history import History
-from selftune.samplers._base import Sampler
+from selftune.samplers._base import DEFAULT_STARTUP, Sampler
 from selftune.samplers.cmaes import CMAESSampler
 from selftune.samplers.qmc import SobolSampler
 from selftune.samplers.random import RandomSampler
@@ -100,7 +100,7 @@ class AutoSampler(Sampler):
             if self.stagnation and _handover(history.losses(complete), max(10, 2 * d)):
                 return "tpe"
             return "gp"
-        startup = self.n_startup if self.n_startup is not None else 10
+        startup = self.n_startup if self.n_startup is not None else DEFAULT_STARTUP
         if len(complete) < startup:
             return "sobol"
         if _tree_or_categorical(space, complete):

@@ -25,8 +25,6 @@ NOISE_BOUNDS = (1e-6, 2.0)
 SIGNAL_BOUNDS = (1e-2, 1e2)
 LS_BOUNDS = (5e-3, 1e3)
 MEAN_BOUNDS = (-5.0, 5.0)
-#: log-lengthscale prior mean minus log(d) / 2 (Hvarfner et al. use sqrt(2))
-LS_PRIOR_SHIFT = 0.0
 
 
 def _yeo_johnson(x: np.ndarray, lmbda: np.ndarray) -> np.ndarray:
@@ -112,7 +110,7 @@ class Prior:
         self.loc = np.zeros(k)
         self.scale = np.ones(k)
         nl = layout.d_num + layout.d_cat
-        self.loc[:nl] = LS_PRIOR_SHIFT + 0.5 * math.log(d)
+        self.loc[:nl] = 0.5 * math.log(d)
         self.scale[:nl] = math.sqrt(3.0)
         self.loc[layout.signal], self.scale[layout.signal] = 0.0, 1.0
         self.loc[layout.noise], self.scale[layout.noise] = -4.0, 1.0

@@ -11,7 +11,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from selftune.history import History
-from selftune.samplers._base import Sampler
+from selftune.samplers._base import DEFAULT_STARTUP, Sampler
 from selftune.samplers.gp.acquisition import LogEI
 from selftune.samplers.gp.encoding import ModelSpace, infer_conditions
 from selftune.samplers.gp.fit import Posterior, fit, warp_losses
@@ -19,10 +19,7 @@ from selftune.samplers.gp.optimize import maximize, point_key, trust_region_box,
 from selftune.space import Param, Space
 from selftune.trial import TrialRecord
 
-__all__ = ["GPSampler", "DEFAULT_STARTUP"]
-
-#: start-up (Sobol) trials before the model is used, whatever the dimension
-DEFAULT_STARTUP = 10
+__all__ = ["GPSampler"]
 
 logger = logging.getLogger("selftune")
 
