@@ -360,3 +360,22 @@ def test_any_generator_works() -> None:
     rng = np.random.Generator(np.random.Philox(key=7))
     out = GPSampler(seed=0).propose(history, SQUARE, 2, rng=rng)
     assert all(SQUARE.validate(p) == p for p in out)
+
+
+def test_acquisition_starts_are_the_best_and_others_drawn_by_expected_improvement() -> None:
+    from selftune.samplers.gp.optimize import _start_rows
+
+    # log EI of 6 candidates: one best, one close to it, three far behind, one impossible
+    vals = np.array([-30.0, np.log(0.5), 0.0, -np.inf, -30.0, -30.0])
+    rng = np.random.default_rng(0)
+    picks = [_start_rows(vals, 2, rng) for _ in range(400)]
+    assert all(p[0] == 2 and len(p) == 2 for p in picks)  # the best candidate always starts
+    second = np.array([p[1] for p in picks])
+    assert 3 not in second  # zero improvement is never a start
+    assert np.mean(second == 1) > 0.99  # EI 0.5 against ~1e-13: the runner-up wins almost always
+    # with equal promise the other starts spread over the candidates instead of repeating one
+    flat = np.zeros(50)
+    rows = _start_rows(flat, 10, np.random.default_rng(1))
+    assert rows[0] == 0 and len(set(rows.tolist())) == 10
+    # nothing finite but the best: it starts alone
+    assert _start_rows(np.array([1.0, -np.inf, -np.inf]), 10, rng).tolist() == [0]
