@@ -223,8 +223,12 @@ def test_pbt_panels_follow_new_members(storage: Storage) -> None:
     first = client.get(f"/api/studies/{sid}/figures/lineage")
     assert len(first.json()["figure"]["data"]) == 4  # 3 curves and the exploits
     add_pbt_trials(storage, "grow", 2, 8)
-    time.sleep(0.3)
-    later = client.get(f"/api/studies/{sid}/figures/lineage", headers={"If-None-Match": first.headers["etag"]})
+    deadline = time.monotonic() + 10.0  # the server re-reads the storage on its own poll; a loaded CI is slow
+    while True:
+        time.sleep(0.3)
+        later = client.get(f"/api/studies/{sid}/figures/lineage", headers={"If-None-Match": first.headers["etag"]})
+        if later.status_code != 304 or time.monotonic() > deadline:
+            break
     assert later.status_code == 200 and later.json()["cursor"] > first.json()["cursor"]
     assert len([t for t in later.json()["figure"]["data"] if t["name"].startswith("trial ")]) == 5
 
