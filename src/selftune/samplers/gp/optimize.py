@@ -2,8 +2,8 @@
 
 :func:`maximize` scores a scrambled Sobol set plus perturbations of the best points, starts one joint
 L-BFGS-B run on the numeric columns (discrete ones relaxed) from the best one and a few more drawn in
-proportion to their expected improvement, snaps the results to their
-grids and then improves them by a short local search over discrete neighbours and alternative categories.
+proportion to their expected improvement, snaps the results to their grids and then improves them by a short
+local search over discrete neighbours and alternative categories.
 
 :func:`trust_region_length` replays the complete trials in order, TuRBO-style (Eriksson et al. 2019):
 the side of the box grows after a run of improvements, halves after a run of failures, and restarts at its
@@ -188,7 +188,7 @@ def _start_rows(vals: np.ndarray, n_starts: int, rng: np.random.Generator) -> np
     best = int(np.argmax(vals))
     if n_starts <= 1 or not np.isfinite(vals[best]):
         return np.array([best])
-    w = np.where(np.isfinite(vals), np.exp(np.minimum(vals - vals[best], 0.0)), 0.0)
+    w = np.where(np.isfinite(vals), np.exp(vals - vals[best]), 0.0)  # vals[best] is the maximum: w <= 1
     w[best] = 0.0
     k = min(n_starts - 1, int(np.count_nonzero(w > 0)))
     if k == 0:
