@@ -353,12 +353,15 @@ def test_import_is_light() -> None:
 
 
 def test_ctrl_c_records_interrupted(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal: the child gets Python's own SIGINT handler whatever the test runner's (a shell
+    starts background jobs with SIGINT ignored, and a child inherits that: Python then installs no handler)."""
     url = f"sqlite:///{tmp_path / 'int.db'}"
     script = tmp_path / "run.py"
     script.write_text(
         textwrap.dedent(
             f"""
-            import time, selftune
+            import signal, time, selftune
+            signal.signal(signal.SIGINT, signal.default_int_handler)
             def objective(trial):
                 x = trial.float("x", 0, 1)
                 if trial.number == 3:
