@@ -158,6 +158,15 @@ def _merge(old: str, sections: list[str]) -> str:
     return HEADER + "\n".join(kept[k] for k in sorted(kept))
 
 
+def _reach(rs: list[MFRun], target: dict[int, float], budget: int) -> tuple[str, str]:
+    """Steps to reach each seed's ``target`` value: (median as a fraction of ``budget``, seeds within budget/3)."""
+    reach = [r.steps_to_reach(target[r.seed]) / budget for r in rs if r.seed in target]
+    if not reach:
+        return "n/a", "n/a"
+    med = statistics.median(reach)
+    return ("never" if math.isinf(med) else f"{med:.2f}"), f"{sum(x <= 1 / 3 for x in reach)} of {len(reach)}"
+
+
 def _section(problem: str, max_steps: int, budget: int, runs: dict[str, list[MFRun]], seeds: int) -> str:
     full_final = {r.seed: r.value_at(budget) for r in runs.get(FULL, [])}
     lines = [
@@ -172,10 +181,7 @@ def _section(problem: str, max_steps: int, budget: int, runs: dict[str, list[MFR
         rs = runs[m]
         if not rs:
             continue
-        reach = [r.steps_to_reach(full_final[r.seed]) / budget for r in rs if r.seed in full_final]
-        med = statistics.median(reach) if reach else math.nan
-        shown = "never" if math.isinf(med) else ("n/a" if math.isnan(med) else f"{med:.2f}")
-        within = f"{sum(x <= 1 / 3 for x in reach)} of {len(reach)}" if reach else "n/a"
+        shown, within = _reach(rs, full_final, budget)
         lines.append(
             f"| {m} | {_mean([r.value_at(budget / 3) for r in rs]):.4f} | {_mean([r.value_at(budget) for r in rs]):.4f}"
             f" | {_mean([r.trials for r in rs]):.0f} | {_mean([r.stopped / max(1, r.trials) for r in rs]):.0%}"
@@ -214,13 +220,9 @@ def _section(problem: str, max_steps: int, budget: int, runs: dict[str, list[MFR
         for m in order:
             if m in (FULL, DEFAULT_FULL) or not runs[m]:
                 continue
-            reach = [
-                r.steps_to_reach(default_final[r.seed]) / budget for r in runs[m] if r.seed in default_final
-            ]
-            if reach:
-                med = statistics.median(reach)
-                shown = "never" if math.isinf(med) else f"{med:.2f}"
-                lines.append(f"{m}: {shown} ({sum(x <= 1 / 3 for x in reach)} of {len(reach)}).")
+            shown, within = _reach(runs[m], default_final, budget)
+            if within != "n/a":
+                lines.append(f"{m}: {shown} ({within}).")
     lines.append("")
     return "\n".join(lines)
 
