@@ -53,11 +53,11 @@ def test_a_stopped_trial_retrains_to_the_same_curve() -> None:
     for t in stopped[:5]:
         curve: dict[int, float] = {}
 
-        def report(step: int, value: float) -> bool:
-            curve[step] = value
-            return False
-
-        problem.run(t.params, report, _trial_seed(4, t.number))
+        problem.run(
+            t.params,
+            lambda step, value, c=curve: c.__setitem__(step, value) or False,
+            _trial_seed(4, t.number),
+        )
         assert len(curve) == 27
         assert {s: curve[s] for s in t.curve} == t.curve
     spent = [t.spent for t in ended]
