@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+
+from bench_scripts import load_benchmark_script
 
 pytest.importorskip("torch")
 pytest.importorskip("sklearn")
@@ -18,18 +18,18 @@ from selftune.benchmarks.pbt import PBTSettings, trial_seed  # noqa: E402
 from selftune.exceptions import InvalidParameterError  # noqa: E402
 from selftune.protocol import TEST_SEED_BASE  # noqa: E402
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_pbt.py"
 TINY = PBTSettings(max_steps=2, population=4, interval=1, test_seeds=1)
-METHODS = ["selftune-pbt", "selftune-pbt-sync", "selftune-asha-random", "selftune-asha-tpe", "selftune-random-full"]
+METHODS = [
+    "selftune-pbt",
+    "selftune-pbt-sync",
+    "selftune-asha-random",
+    "selftune-asha-tpe",
+    "selftune-random-full",
+]
 
 
 def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("compare_pbt", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["compare_pbt"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("compare_pbt")
 
 
 def test_tiny_run_structure_budget_and_seeds(tmp_path: Path) -> None:

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
+from bench_scripts import load_benchmark_script
 from selftune.benchmarks.curves import _trial_seed, get_curve_problem
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "diagnose_multifidelity.py"
 
 
 def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("diagnose_multifidelity", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["diagnose_multifidelity"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("diagnose_multifidelity")
 
 
 @pytest.mark.parametrize("seed", [0, 1])
