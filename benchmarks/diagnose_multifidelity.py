@@ -35,9 +35,12 @@ from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import selftune  # noqa: E402
-from selftune.benchmarks.curves import CurveProblem, StepCounter, _trial_seed, get_curve_problem  # noqa: E402
+from selftune.benchmarks.curves import CurveProblem, _trial_seed, get_curve_problem  # noqa: E402
+from selftune.benchmarks.multifidelity import run_study  # noqa: E402
 from selftune.schedulers import ASHAScheduler  # noqa: E402
 from selftune.schedulers.asha import rung_steps  # noqa: E402
+
+MIN_RESOURCE, ETA = 1, 3  # ASHA as compare_multifidelity.py runs it
 
 
 @dataclass
@@ -56,18 +59,11 @@ class Ended:
 def _run(
     problem: CurveProblem, seed: int, budget: int, sampler: selftune.Sampler, scheduler: Any
 ) -> list[Ended]:
-    study = selftune.create_study(storage="memory", space=problem.space, sampler=sampler, scheduler=scheduler)
-    counter = StepCounter()
     spent: dict[int, int] = {}
-
-    def after(study: selftune.Study, record: selftune.TrialRecord) -> None:
-        if record.state is not selftune.TrialState.PAUSED:
-            spent[record.number] = counter.steps
-        if counter.steps >= budget:
-            study.stop()
-
-    study.optimize(problem.objective(seed, counter), trials=10**9, callbacks=[after], progress=False)
-    out = [
+    trials = run_study(
+        problem, seed, budget, sampler, scheduler, lambda r, steps: spent.__setitem__(r.number, steps)
+    )
+    return [
         Ended(
             t.number,
             dict(t.params),
@@ -77,11 +73,9 @@ def _run(
             t.value,
             spent[t.number],
         )
-        for t in study.trials
+        for t in trials
         if t.number in spent
     ]
-    study.close()
-    return out
 
 
 def _spearman(xs: list[float], ys: list[float]) -> float:
@@ -98,9 +92,9 @@ def diagnose(problem: CurveProblem, seed: int, sampler: str, full_trials: int) -
     ]
     full = _run(problem, seed, budget, selftune.TPESampler(seed=seed), None)
     target = min(t.value for t in full if t.complete and t.value is not None)
-    asha = ASHAScheduler(min_resource=1, max_resource=problem.max_steps, reduction_factor=3)
+    asha = ASHAScheduler(min_resource=MIN_RESOURCE, max_resource=problem.max_steps, reduction_factor=ETA)
     early = [t for t in _run(problem, seed, budget, make(seed=seed), asha) if t.spent <= budget / 3]
-    rungs = rung_steps(1, 3, 0, problem.max_steps, problem.max_steps)
+    rungs = rung_steps(MIN_RESOURCE, ETA, 0, problem.max_steps, problem.max_steps)
     finals: dict[int, float] = {}
     for t in early:
         if t.complete and t.value is not None:

@@ -32,12 +32,17 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from selftune.benchmarks.curves import CurveProblem, StepCounter, _trial_seed
 from selftune.space import Choice, Float, Int, Param
 
-__all__ = ["MF_METHODS", "MFRun", "run_mf"]
+if TYPE_CHECKING:
+    from selftune.samplers import Sampler
+    from selftune.schedulers import Scheduler
+    from selftune.trial import TrialRecord
+
+__all__ = ["MF_METHODS", "MFRun", "run_mf", "run_study"]
 
 
 @dataclass
@@ -114,37 +119,57 @@ def _selftune(
             "hyperband": lambda: HyperbandScheduler(min_resource=1, max_resource=steps, reduction_factor=3),
             "median": lambda: MedianStopping(),
         }
-        study = selftune.create_study(
-            storage="memory", space=problem.space, sampler=samplers[sampler](), scheduler=schedulers[scheduler]()
-        )
-        counter = StepCounter()
         result = MFRun("", problem.name, seed, budget)
         tracker = _Tracker(result, problem)
 
-        def after(study: selftune.Study, record: selftune.TrialRecord) -> None:
+        def ended(record: selftune.TrialRecord, spent: int) -> None:
             complete = record.state is selftune.TrialState.COMPLETE
-            if record.state is selftune.TrialState.PAUSED:  # not finished: only the budget is checked
-                if counter.steps >= budget:
-                    study.stop()
-                return
             tracker.add(
-                counter.steps,
+                spent,
                 stopped=record.state is selftune.TrialState.STOPPED,
                 final=record.value if complete else None,
                 params=record.params,
             )
-            if counter.steps >= budget:
-                study.stop()
 
-        study.optimize(problem.objective(seed, counter), trials=10**9, callbacks=[after], progress=False)
+        trials = run_study(problem, seed, budget, samplers[sampler](), schedulers[scheduler](), ended)
         # trials started, and those that ended (or were left paused) before the last step
-        started = [t for t in study.trials if t.state is not selftune.TrialState.WAITING]
+        started = [t for t in trials if t.state is not selftune.TrialState.WAITING]
         result.trials = len(started)
         result.stopped = sum(1 for t in started if (t.last_step or 0) < steps)
-        study.close()
         return result
 
     return run
+
+
+def run_study(
+    problem: CurveProblem,
+    seed: int,
+    budget: int,
+    sampler: Sampler,
+    scheduler: Scheduler | None,
+    ended: Callable[[TrialRecord, int], None],
+) -> list[TrialRecord]:
+    """Run a selftune study (in memory, one worker) on ``problem`` until ``budget`` training steps are spent.
+
+    ``ended(record, steps spent so far)`` is called for each trial as it ends (not when it pauses); the
+    study's trials are returned.
+    """
+    import selftune
+
+    study = selftune.create_study(storage="memory", space=problem.space, sampler=sampler, scheduler=scheduler)
+    counter = StepCounter()
+
+    def after(study: selftune.Study, record: selftune.TrialRecord) -> None:
+        if record.state is not selftune.TrialState.PAUSED:  # paused: not finished, only the budget is checked
+            ended(record, counter.steps)
+        if counter.steps >= budget:
+            study.stop()
+
+    try:
+        study.optimize(problem.objective(seed, counter), trials=10**9, callbacks=[after], progress=False)
+        return list(study.trials)
+    finally:
+        study.close()
 
 
 def _optuna_suggest(trial: Any, name: str, p: Param) -> Any:
