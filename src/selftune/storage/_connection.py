@@ -44,6 +44,7 @@ import logging
 import math
 import os
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -153,9 +154,7 @@ def sqlite_engine(url: URL, busy_timeout: float) -> Engine:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        # switching to WAL takes a lock (and can fail at once under concurrent writers): only when needed
-        if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-            cur.execute("PRAGMA journal_mode=WAL")
+        _use_wal(cur, busy_timeout)
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
@@ -167,6 +166,24 @@ def sqlite_engine(url: URL, busy_timeout: float) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+def _use_wal(cur: Any, busy_timeout: float) -> None:
+    """Put the database in WAL mode if it is not yet. The switch takes an exclusive lock and SQLite can refuse
+    it at once ("database is locked", without waiting on the busy timeout) while other connections open a new
+    file at the same moment; it is retried, re-reading the mode, until ``busy_timeout`` has passed."""
+    deadline = time.monotonic() + busy_timeout
+    delay = 0.005
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 0.2)
+
 
 def postgres_engine(url: URL) -> Engine:
     if url.drivername in ("postgresql", "postgres"):
