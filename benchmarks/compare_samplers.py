@@ -8,8 +8,10 @@ Raw results are cached as JSON under ``--results`` (one file per optimiser, prob
 rerun only computes what is missing and can add optimisers; a cached selftune result goes stale when the
 sampler sources change, a peer's when its library version does (``--force`` recomputes anyway). The report
 covers every optimiser with complete cached results for the chosen problems, seeds and budgets
-(``--only-requested`` limits it to ``--optimizers``). Peers are installed as described in
-benchmarks/README.md.
+(``--only-requested`` limits it to ``--optimizers``). ``--reuse-any-version hebo`` keeps a peer's cached
+results measured with other library versions (say HEBO run on another machine, whose torch differs) instead
+of recomputing them; the report then names the versions they were measured with. Peers are installed as
+described in benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -55,14 +57,20 @@ def _result_path(results: Path, problem: str, optimizer: str, seed: int, budget:
     return results / problem / f"{optimizer}__s{seed}__b{budget}.json"
 
 
-def _load_cached(path: Path, problem_fp: str, versions: dict[str, str]) -> RunResult | None:
+def _load_cached(
+    path: Path, problem_fp: str, versions: dict[str, str], any_version: bool = False
+) -> RunResult | None:
+    """The cached result at ``path`` if it is for this problem and these versions (with ``any_version``:
+    this harness revision, whatever the library versions), else None."""
     if not path.exists():
         return None
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if data.get("problem_fingerprint") != problem_fp or data.get("result", {}).get("versions") != versions:
+    cached = data.get("result", {}).get("versions") or {}
+    fresh = cached.get("harness") == versions.get("harness") if any_version else cached == versions
+    if data.get("problem_fingerprint") != problem_fp or not fresh:
         return None
     r = RunResult.from_json(data["result"])
     return r if r.error is None else None
@@ -157,6 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-latency", action="store_true", help="skip the latency measurement")
     ap.add_argument("--force", action="store_true", help="recompute the requested optimisers' cached results")
     ap.add_argument("--only-requested", action="store_true", help="report only --optimizers")
+    ap.add_argument(
+        "--reuse-any-version",
+        default=None,
+        help="comma list of optimisers whose cached results are kept whatever library versions they were "
+        "measured with (the report names those versions)",
+    )
     ap.add_argument("--list", action="store_true", help="list problems and optimisers, then exit")
     args = ap.parse_args(argv)
 
@@ -197,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     budgets = {p.name: min(p.budget, max_budget) if max_budget else p.budget for p in problems}
     fingerprints = {p.name: p.fingerprint() for p in problems}
     versions = {o: optimizer_versions(o) for o in optimizers}
+    any_version = {resolve_name(n) for n in _parse_list(args.reuse_any_version)}
 
     # -- runs: reuse the cache, compute what is missing ------------------------------------------------
     results: list[RunResult] = []
@@ -205,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
         for o in optimizers:
             for s in range(seeds):
                 path = _result_path(results_dir, p.name, o, s, budgets[p.name])
-                cached = None if args.force else _load_cached(path, fingerprints[p.name], versions[o])
+                cached = (
+                    None
+                    if args.force
+                    else _load_cached(path, fingerprints[p.name], versions[o], o in any_version)
+                )
                 if cached is not None:
                     results.append(cached)
                 else:
@@ -270,7 +289,10 @@ def main(argv: list[str] | None = None) -> int:
         for p in problems:
             for s in range(seeds):
                 r = _load_cached(
-                    _result_path(results_dir, p.name, name, s, budgets[p.name]), fingerprints[p.name], v
+                    _result_path(results_dir, p.name, name, s, budgets[p.name]),
+                    fingerprints[p.name],
+                    v,
+                    name in any_version,
                 )
                 if r is None:
                     return None
@@ -294,6 +316,12 @@ def main(argv: list[str] | None = None) -> int:
         p.name: {"group": p.group, "optimum": p.optimum, "budget": budgets[p.name], "dimension": p.dimension}
         for p in problems
     }
+    # results measured with other library versions than installed here (only with --reuse-any-version)
+    measured_with: dict[str, list[dict[str, str]]] = {}
+    for r in results:
+        if r.optimizer in report_opts and r.versions and r.versions != optimizer_versions(r.optimizer):
+            if r.versions not in measured_with.setdefault(r.optimizer, []):
+                measured_with[r.optimizer].append(r.versions)
     settings = {"seeds": seeds, "workers": args.workers, "quick": args.quick}
     if max_budget:
         settings["max_budget"] = max_budget
@@ -307,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         latency_asks=asks,
         skipped=skipped,
         settings=settings,
+        measured_with=measured_with,
     )
     report = Path(args.report)
     report.parent.mkdir(parents=True, exist_ok=True)

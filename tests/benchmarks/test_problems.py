@@ -378,3 +378,43 @@ def test_compare_samplers_cli_caches_and_reports(tmp_path: Path, capsys: pytest.
     # a rerun with another optimiser only adds its runs, and the report keeps the cached ones
     assert cli.main([*args[:2], "--optimizers", "selftune-random", *args[4:]]) == 0
     assert "`selftune-sobol`" in (tmp_path / "report.md").read_text()
+
+
+def test_compare_samplers_reuses_results_of_other_versions_only_when_told(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cli = _cli()
+    args = [
+        "--problems", "branin",
+        "--optimizers", "selftune-random,sobol",
+        "--seeds", "2",
+        "--max-budget", "5",
+        "--no-latency",
+        "--only-requested",
+        "--results", str(tmp_path / "res"),
+        "--report", str(tmp_path / "report.md"),
+    ]  # fmt: skip
+    assert cli.main(args) == 0
+    # the sobol results as if measured elsewhere, with other library versions
+    files = sorted((tmp_path / "res" / "branin").glob("selftune-sobol__*.json"))
+    assert len(files) == 2
+    for f in files:
+        data = json.loads(f.read_text())
+        data["result"]["versions"]["selftune-samplers"] = "elsewhere"
+        f.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert cli.main([*args, "--reuse-any-version", "selftune-sobol"]) == 0
+    assert "6 cached, 0 to run" in capsys.readouterr().out
+    report = (tmp_path / "report.md").read_text()
+    assert "`selftune-sobol`: results measured with other versions" in report
+    assert "selftune-samplers elsewhere" in report
+    # another harness revision is never reused, even when told
+    data = json.loads(files[0].read_text())
+    data["result"]["versions"]["harness"] = "0"
+    files[0].write_text(json.dumps(data))
+    assert cli.main([*args, "--reuse-any-version", "selftune-sobol"]) == 0
+    assert "5 cached, 1 to run" in capsys.readouterr().out
+    # without the flag the results of other versions are recomputed, and the report says nothing of them
+    assert cli.main(args) == 0
+    assert "5 cached, 1 to run" in capsys.readouterr().out
+    assert "other versions" not in (tmp_path / "report.md").read_text()

@@ -142,10 +142,13 @@ def build_report(
     machine: Mapping[str, str] | None = None,
     versions: Mapping[str, str] | None = None,
     tie: float = 1.0,
+    measured_with: Mapping[str, Sequence[Mapping[str, str]]] | None = None,
 ) -> str:
     """Markdown with scores, ranks, wins/losses, regret and latency.
 
-    ``problems`` maps a problem name to ``{"group", "optimum", "budget", "dimension"}``.
+    ``problems`` maps a problem name to ``{"group", "optimum", "budget", "dimension"}``; ``measured_with``
+    maps an optimiser to the library versions its results were measured with, where those are not the
+    versions installed here.
     """
     machine = machine or machine_info()
     versions = versions or library_versions()
@@ -182,6 +185,13 @@ def build_report(
         f"- Machine: {machine.get('cpu')}, {machine.get('memory')} RAM; {machine.get('os')}; Python {machine.get('python')}",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()),
     ]
+    for o, vs in (measured_with or {}).items():
+        if o in optimizers:
+            said = "; ".join(", ".join(f"{k} {v}" for k, v in d.items() if k != "harness") for d in vs)
+            lines.append(
+                f"- `{o}`: results measured with other versions ({said}), possibly on another machine: "
+                "its seconds per ask are not comparable with the others'"
+            )
     if settings:
         lines.append("- Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     n_seeds = sorted({len(v) for by in finals.values() for v in by.values()})
