@@ -14,13 +14,24 @@ PROBLEM = SyntheticCurves(max_steps=9)
 
 
 @pytest.mark.parametrize(
-    "method", ["selftune-asha-tpe", "selftune-asha-auto", "selftune-full-tpe", "optuna-tpe-hyperband"]
+    "method",
+    [
+        "selftune-asha-tpe",
+        "selftune-asha-auto",
+        "selftune-sha-tpe",
+        "selftune-hyperband-sync-tpe",
+        "selftune-full-tpe",
+        "optuna-tpe-hyperband",
+    ],
 )
 def test_runs_spend_the_budget(method: str) -> None:
     run = run_mf(method, PROBLEM, seed=0, budget=90)
     spent = [s for s, _ in run.trace]
     assert spent == sorted(spent) and spent[-1] >= 90 and spent[-2] < 90  # stops at the first trial past it
-    assert run.trials == len(run.trace)
+    if "sha" in method or "sync" in method:  # trials left paused at a rung when the budget ran out
+        assert run.trials >= len(run.trace)
+    else:
+        assert run.trials == len(run.trace)
     values = [v for _, v in run.trace]
     first = next(i for i, v in enumerate(values) if math.isfinite(v))  # from the first COMPLETE trial on
     assert all(0.0 <= v <= 1.0 for v in values[first:])

@@ -103,7 +103,12 @@ def _selftune(
 ) -> Callable[[CurveProblem, int, int], MFRun]:
     def run(problem: CurveProblem, seed: int, budget: int) -> MFRun:
         import selftune
-        from selftune.schedulers import ASHAScheduler, HyperbandScheduler, MedianStopping
+        from selftune.schedulers import (
+            ASHAScheduler,
+            HyperbandScheduler,
+            MedianStopping,
+            SuccessiveHalvingScheduler,
+        )
 
         samplers: dict[str, Callable[[], selftune.Sampler]] = {
             "random": lambda: selftune.RandomSampler(seed=seed),
@@ -117,6 +122,10 @@ def _selftune(
                 min_resource=1, max_resource=steps, reduction_factor=3, variant=variant  # type: ignore[arg-type]
             ),
             "hyperband": lambda: HyperbandScheduler(min_resource=1, max_resource=steps, reduction_factor=3),
+            "hyperband-sync": lambda: HyperbandScheduler(
+                min_resource=1, max_resource=steps, reduction_factor=3, synchronous=True
+            ),
+            "sha": lambda: SuccessiveHalvingScheduler(min_resource=1, max_resource=steps, reduction_factor=3),
             "median": lambda: MedianStopping(),
         }
         result = MFRun("", problem.name, seed, budget)
@@ -151,8 +160,9 @@ def run_study(
 ) -> list[TrialRecord]:
     """Run a selftune study (in memory, one worker) on ``problem`` until ``budget`` training steps are spent.
 
-    ``ended(record, steps spent so far)`` is called for each trial as it ends (not when it pauses); the
-    study's trials are returned.
+    ``ended(record, steps spent so far)`` is called for each trial as it ends, not when it pauses, except for
+    the trial whose steps exhaust the budget, which ends the run even if paused; the study's trials are
+    returned.
     """
     import selftune
 
@@ -160,7 +170,8 @@ def run_study(
     counter = StepCounter()
 
     def after(study: selftune.Study, record: selftune.TrialRecord) -> None:
-        if record.state is not selftune.TrialState.PAUSED:  # paused: not finished, only the budget is checked
+        # a paused trial has not finished, except the one whose steps exhaust the budget: the run ends with it
+        if record.state is not selftune.TrialState.PAUSED or counter.steps >= budget:
             ended(record, counter.steps)
         if counter.steps >= budget:
             study.stop()
@@ -396,6 +407,8 @@ MF_METHODS: dict[str, Callable[[CurveProblem, int, int], MFRun]] = {
     "selftune-asha-promotion-auto": _selftune("auto", "asha", "promotion"),
     "selftune-hyperband-random": _selftune("random", "hyperband"),
     "selftune-hyperband-tpe": _selftune("tpe", "hyperband"),
+    "selftune-hyperband-sync-tpe": _selftune("tpe", "hyperband-sync"),
+    "selftune-sha-tpe": _selftune("tpe", "sha"),
     "selftune-median-tpe": _selftune("tpe", "median"),
     "optuna-tpe-full": _optuna(None),
     "optuna-tpe-hyperband": _optuna("hyperband"),
