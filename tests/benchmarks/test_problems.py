@@ -12,11 +12,13 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
 import selftune
+from bench_scripts import load_benchmark_script
 from selftune.benchmarks import (
     GROUPS,
     FunctionProblem,
@@ -44,9 +46,6 @@ from selftune.benchmarks.scoring import (
     wins_losses,
 )
 from selftune.space import Choice, Float, Int, Space
-
-ROOT = Path(__file__).resolve().parents[2]
-
 
 # -- problems ----------------------------------------------------------------------------------------------
 
@@ -335,14 +334,8 @@ def test_peer_adapter_on_a_mixed_conditional_space(name: str) -> None:
 # -- the comparison CLI ------------------------------------------------------------------------------------
 
 
-def _cli():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "compare_samplers", ROOT / "benchmarks" / "compare_samplers.py"
-    )
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def _cli() -> ModuleType:
+    return load_benchmark_script("compare_samplers")
 
 
 def test_compare_samplers_cli_caches_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
