@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- report: every optimiser with complete results on these problems/seeds/budgets ---------------------
     def complete_cached(name: str) -> list[RunResult] | None:
-        v = optimizer_versions(name)
+        v = versions[name] = optimizer_versions(name)
         out = []
         for p in problems:
             for s in range(seeds):
@@ -318,8 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     # results measured with other library versions than installed here (only with --reuse-any-version)
     measured_with: dict[str, list[dict[str, str]]] = {}
-    for r in results:
-        if r.optimizer in report_opts and r.versions and r.versions != optimizer_versions(r.optimizer):
+    for r in results:  # the installed versions come from ``versions``: computing them hashes the sampler sources
+        installed = versions.get(r.optimizer) or optimizer_versions(r.optimizer)
+        if r.optimizer in report_opts and r.versions and r.versions != installed:
             if r.versions not in measured_with.setdefault(r.optimizer, []):
                 measured_with[r.optimizer].append(r.versions)
     settings = {"seeds": seeds, "workers": args.workers, "quick": args.quick}
