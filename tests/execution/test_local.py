@@ -189,3 +189,18 @@ def test_study_stop_from_a_callback_stops_the_workers(tmp_path: Path) -> None:
     study.optimize(obj.slow, trials=500, workers=2, callbacks=[stop_after_5], progress=False)
     trials = study.trials  # each trial takes 0.3 s: all 500 would take over a minute
     assert 5 <= len(trials) < 100 and all(t.state is TrialState.COMPLETE for t in trials)
+
+
+@pytest.mark.parametrize("sent", [b"", b"\x00\x00\x00"])
+def test_a_worker_whose_driver_died_before_sending_its_spec_exits_quietly(sent: bytes) -> None:
+    """A driver killed between starting a worker process and writing its spec leaves it end of input: the
+    worker says so in one line and exits 0, with no traceback."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "selftune.execution._child"], input=sent, capture_output=True, timeout=60
+    )
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "before sending the worker spec" in err

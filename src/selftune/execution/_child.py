@@ -30,9 +30,13 @@ def _read_exact(n: int) -> bytes:
 
 
 def main() -> int:
-    n_path, n_spec = (int.from_bytes(_read_exact(8), "big") for _ in range(2))
-    sys_path = json.loads(_read_exact(n_path))
-    data = _read_exact(n_spec)
+    try:
+        n_path, n_spec = (int.from_bytes(_read_exact(8), "big") for _ in range(2))
+        sys_path = json.loads(_read_exact(n_path))
+        data = _read_exact(n_spec)
+    except EOFError as exc:  # the driver died between starting this process and sending its spec: nothing to do
+        print(f"selftune worker: {exc}; exiting", file=sys.stderr)
+        return 0
     from selftune.execution._worker import WorkerFailure, loads_spec, run_worker
 
     spec = loads_spec(data, sys_path)
