@@ -75,6 +75,13 @@ def _job(args: tuple[str, str, int, int, int | None, str]) -> dict[str, Any]:
     return result
 
 
+def _from_json(data: dict[str, Any]) -> MFRun:
+    for key in ("trace", "test_trace"):
+        data[key] = [tuple(x) for x in data.get(key, [])]
+    data["incumbents"] = [tuple(x) for x in data.get("incumbents", [])]
+    return MFRun(**data)
+
+
 def _mean(xs: list[float]) -> float:
     return statistics.fmean(xs) if xs else math.nan
 
@@ -117,16 +124,14 @@ def main(argv: list[str] | None = None) -> int:
                     data = json.loads(path.read_text())
                     if data.get("fingerprint") == fp:
                         data.pop("fingerprint")
-                        data["trace"] = [tuple(x) for x in data["trace"]]
-                        runs[m].append(MFRun(**data))
+                        runs[m].append(_from_json(data))
                         continue
                 jobs.append((m, problem.name, seed, budget, args.max_steps, str(path)))
         print(f"{problem.name}: {len(jobs)} runs to do, budget {budget} steps", flush=True)
         with ProcessPoolExecutor(args.workers) as ex:
             for data in ex.map(_job, jobs):
                 data.pop("fingerprint")
-                data["trace"] = [tuple(x) for x in data["trace"]]
-                run = MFRun(**data)
+                run = _from_json(data)
                 runs[run.method].append(run)
                 print(
                     f"  {run.method} seed {run.seed}: {run.value_at(budget):.4f} ({run.seconds:.1f} s)",
@@ -158,9 +163,10 @@ def _merge(old: str, sections: list[str]) -> str:
     return HEADER + "\n".join(kept[k] for k in sorted(kept))
 
 
-def _reach(rs: list[MFRun], target: dict[int, float], budget: int) -> tuple[str, str]:
-    """Steps to reach each seed's ``target`` value: (median as a fraction of ``budget``, seeds within budget/3)."""
-    reach = [r.steps_to_reach(target[r.seed]) / budget for r in rs if r.seed in target]
+def _reach(rs: list[MFRun], target: dict[int, float], budget: int, test: bool = False) -> tuple[str, str]:
+    """Steps to reach each seed's ``target`` value (``test``: test error): (median as a fraction of ``budget``,
+    seeds within budget/3)."""
+    reach = [r.steps_to_reach(target[r.seed], test=test) / budget for r in rs if r.seed in target]
     if not reach:
         return "n/a", "n/a"
     med = statistics.median(reach)
@@ -223,8 +229,37 @@ def _section(problem: str, max_steps: int, budget: int, runs: dict[str, list[MFR
             shown, within = _reach(runs[m], default_final, budget)
             if within != "n/a":
                 lines.append(f"{m}: {shown} ({within}).")
+    lines += _test_lines(runs, order, budget)
     lines.append("")
     return "\n".join(lines)
+
+
+def _test_lines(runs: dict[str, list[MFRun]], order: list[str], budget: int) -> list[str]:
+    """The same reading on the held-out test split (problems that have one): the recommended network's test
+    error, which no method saw, so the validation error's selection bias (lower the more trials compete for
+    "best") does not favour the search that finished more trials."""
+    tested = {m: [r for r in runs[m] if r.test_trace] for m in order}
+    if not any(tested.values()):
+        return []
+    full_test = {r.seed: r.value_at(budget, test=True) for r in tested.get(FULL, [])}
+    lines = [
+        "",
+        "The recommended network's test error (held-out split, never reported to a method):",
+        "",
+        "| method | test error at budget/3 | test error at budget | steps to reach full-TPE's final test error "
+        "(median, fraction of budget) | seeds that reach it within budget/3 |",
+        "|---|---|---|---|---|",
+    ]
+    for m in order:
+        rs = tested[m]
+        if not rs:
+            continue
+        shown, within = _reach(rs, full_test, budget, test=True)
+        lines.append(
+            f"| {m} | {_mean([r.value_at(budget / 3, test=True) for r in rs]):.4f}"
+            f" | {_mean([r.value_at(budget, test=True) for r in rs]):.4f} | {shown} | {within} |"
+        )
+    return lines
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -77,3 +78,33 @@ def test_unknown_names() -> None:
     with pytest.raises(InvalidParameterError, match="unknown curve problem"):
         get_curve_problem("nope")
     assert set(MF_METHODS) >= {"selftune-asha-tpe", "optuna-tpe-sha"}
+
+
+class _WithTestSplit(SyntheticCurves):
+    """Synthetic curves whose "test error" is the final value of the same (seeded) run: the network the
+    trial trained, as on the PyTorch problems."""
+
+    def test_error(self, params: dict[str, Any], seed: int = 0) -> float:
+        return self.run(params, lambda step, value: False, seed)  # the noisy value it reported, not the noiseless one
+
+
+@pytest.mark.parametrize("method", ["selftune-asha-tpe", "selftune-full-tpe", "optuna-tpe-hyperband"])
+def test_the_test_trace_scores_each_recommended_network(method: str) -> None:
+    """Each change of recommendation gets the test error of the very run that trial trained (its seed)."""
+    problem = _WithTestSplit(max_steps=9, noise=0.05)
+    run = run_mf(method, problem, seed=1, budget=120)
+    assert run.incumbents and len(run.test_trace) == len(run.incumbents)
+    # the recommendation changes exactly where the trace's score does
+    changes = [s for i, (s, v) in enumerate(run.trace) if math.isfinite(v) and (i == 0 or v != run.trace[i - 1][1])]
+    assert [s for s, _, _ in run.incumbents] == changes == [s for s, _ in run.test_trace]
+    # the same seeds give the same final values: each new incumbent's replayed value is lower than the last
+    finals = [v for _, v in run.test_trace]
+    assert finals == sorted(finals, reverse=True) and len(set(finals)) == len(finals)
+    last = run.test_trace[-1][0]
+    assert run.value_at(last, test=True) == finals[-1] and run.value_at(0, test=True) == math.inf
+    assert run.steps_to_reach(finals[-1], test=True) == run.test_trace[-1][0]
+
+
+def test_no_test_split_no_test_trace() -> None:
+    run = run_mf("selftune-full-tpe", PROBLEM, seed=0, budget=45)
+    assert run.incumbents and run.test_trace == []

@@ -66,6 +66,11 @@ class CurveProblem(ABC):
         """How good a recommended configuration really is; by default the value it reported at ``max_steps``."""
         return observed
 
+    def test_error(self, params: Mapping[str, Any], seed: int = 0) -> float | None:
+        """The error on a held-out test split after ``max_steps`` with this training ``seed``; None (the
+        default) when the problem has none."""
+        return None
+
     def objective(self, seed: int = 0, counter: StepCounter | None = None) -> Callable[[Trial], float]:
         """A selftune objective over :attr:`space` (declared on the study) that reports every step.
 

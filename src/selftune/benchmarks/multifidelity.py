@@ -4,7 +4,11 @@ A method is a sampler plus an early-stopping rule. :func:`run_mf` runs one on a
 :class:`~selftune.benchmarks.curves.CurveProblem` until the steps it trained reach the budget, and records
 after every finished trial the steps spent and the value of the configuration it would recommend then (the
 best COMPLETE trial, scored by :meth:`CurveProblem.score`: the noiseless final error on the synthetic
-problem, the validation error it reported on the PyTorch ones). Methods are named in :data:`MF_METHODS`:
+problem, the validation error it reported on the PyTorch ones). On problems with a held-out test split (the
+PyTorch ones) it also records the test error of each recommended network (the trial's own training run,
+repeated: runs are deterministic), which no method saw: the validation error of the best of many trials is
+biased low (the more trials compete, the more), the test error is not. Methods are named in
+:data:`MF_METHODS`:
 
 ``selftune-full-tpe``, ``selftune-full-auto``  no early stopping (every trial trains ``max_steps``)
 ``selftune-asha-random``, ``selftune-asha-tpe`` ASHA (eta 3); with TPE the sampler sees the highest rung with
@@ -42,12 +46,16 @@ if TYPE_CHECKING:
     from selftune.schedulers import Scheduler
     from selftune.trial import TrialRecord
 
-__all__ = ["MF_METHODS", "MFRun", "run_mf", "run_study"]
+__all__ = ["MF_METHODS", "MFRun", "run_mf", "run_study", "test_trace"]
 
 
 @dataclass
 class MFRun:
-    """One method on one problem with one seed: the trace of (steps spent, recommended value)."""
+    """One method on one problem with one seed: the trace of (steps spent, recommended value).
+
+    ``incumbents``: each change of the recommendation, as ``(steps spent, params, training seed)``;
+    ``test_trace``: the test error of each (``(steps spent, test error)``; empty without a test split).
+    """
 
     method: str
     problem: str
@@ -57,19 +65,22 @@ class MFRun:
     trials: int = 0
     stopped: int = 0
     seconds: float = 0.0
+    incumbents: list[tuple[int, dict[str, Any], int | None]] = field(default_factory=list)
+    test_trace: list[tuple[int, float]] = field(default_factory=list)
 
-    def value_at(self, steps: float) -> float:
-        """The recommended configuration's value once ``steps`` were spent (inf before any trial completed)."""
+    def value_at(self, steps: float, *, test: bool = False) -> float:
+        """The recommended configuration's value (``test``: its test error) once ``steps`` were spent (inf
+        before any trial completed)."""
         out = math.inf
-        for spent, value in self.trace:
+        for spent, value in self.test_trace if test else self.trace:
             if spent > steps:
                 break
             out = value
         return out
 
-    def steps_to_reach(self, target: float) -> float:
+    def steps_to_reach(self, target: float, *, test: bool = False) -> float:
         """The steps spent when the recommendation first scored ``<= target`` (inf if never)."""
-        for spent, value in self.trace:
+        for spent, value in self.test_trace if test else self.trace:
             if value <= target:
                 return float(spent)
         return math.inf
@@ -88,13 +99,20 @@ class _Tracker:
         self.best: tuple[float, float] | None = None  # (observed final value, score)
 
     def add(
-        self, spent: int, *, stopped: bool, final: float | None = None, params: Mapping[str, Any] | None = None
+        self,
+        spent: int,
+        *,
+        stopped: bool,
+        final: float | None = None,
+        params: Mapping[str, Any] | None = None,
+        train_seed: int | None = None,
     ) -> None:
-        """One finished trial; ``final`` (with its ``params``) when it ran every step."""
+        """One finished trial; ``final`` (with its ``params`` and ``train_seed``) when it ran every step."""
         self.result.trials += 1
         self.result.stopped += stopped
         if final is not None and params is not None and (self.best is None or final < self.best[0]):
             self.best = (final, self.problem.score(params, float(final)))
+            self.result.incumbents.append((spent, dict(params), train_seed))
         self.result.trace.append((spent, math.inf if self.best is None else self.best[1]))
 
 
@@ -138,6 +156,7 @@ def _selftune(
                 stopped=record.state is selftune.TrialState.STOPPED,
                 final=record.value if complete else None,
                 params=record.params,
+                train_seed=_trial_seed(seed, record.number),
             )
 
         trials = run_study(problem, seed, budget, samplers[sampler](), schedulers[scheduler](), ended)
@@ -238,6 +257,7 @@ def _optuna(pruner: str | None) -> Callable[[CurveProblem, int, int], MFRun]:
                 stopped=frozen.state == optuna.trial.TrialState.PRUNED,
                 final=frozen.value if complete else None,
                 params={name: frozen.params[name] for name in space} if complete else None,
+                train_seed=_trial_seed(seed, frozen.number),
             )
             if counter.steps >= budget:
                 study.stop()
@@ -280,6 +300,11 @@ _RAY_ENV = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "RAY_USAGE_STATS_ENABLED"
 _RAY_QUIET_LOGGER = "ray.tune.analysis.experiment_analysis"
 
 
+def _ray_number(trial_id: object) -> int:
+    """A Ray trial's index in creation order: the counter ending its id."""
+    return int(str(trial_id).rsplit("_", 1)[-1])
+
+
 def _raytune_asha(problem: CurveProblem, seed: int, budget: int) -> MFRun:
     """Ray Tune's ASHA with its default (random) search, trials run one at a time until ``budget`` steps.
 
@@ -311,7 +336,7 @@ def _raytune_asha(problem: CurveProblem, seed: int, budget: int) -> MFRun:
     def trainable(config: dict[str, Any]) -> None:
         from ray import tune as rtune
 
-        number = int(str(rtune.get_context().get_trial_id()).rsplit("_", 1)[-1])
+        number = _ray_number(rtune.get_context().get_trial_id())
         params = {name: _from_ray(p, config[name]) for name, p in space.items()}
 
         def report(step: int, value: float) -> bool:
@@ -348,6 +373,7 @@ def _raytune_asha(problem: CurveProblem, seed: int, budget: int) -> MFRun:
                 stopped=not full,
                 final=last[trial.trial_id] if full else None,
                 params={name: _from_ray(p, trial.config[name]) for name, p in space.items()} if full else None,
+                train_seed=_trial_seed(seed, _ray_number(trial.trial_id)),
             )
 
     saved = {k: os.environ.get(k) for k in _RAY_ENV}  # read when Ray starts / Tune runs, not on import
@@ -428,5 +454,22 @@ def run_mf(method: str, problem: CurveProblem, seed: int, budget: int) -> MFRun:
     result = MF_METHODS[method](problem, seed, budget)
     result.method = method
     result.seconds = time.perf_counter() - start
+    result.test_trace = test_trace(problem, result.incumbents)
     return result
+
+
+def test_trace(
+    problem: CurveProblem, incumbents: list[tuple[int, dict[str, Any], int | None]]
+) -> list[tuple[int, float]]:
+    """The test error of each recommended configuration, trained again on its trial's seed (the network the
+    trial trained: runs are deterministic); empty when ``problem`` has no test split or a seed is unknown."""
+    out: list[tuple[int, float]] = []
+    for spent, params, train_seed in incumbents:
+        if train_seed is None:
+            return []
+        error = problem.test_error(params, train_seed)
+        if error is None:
+            return []
+        out.append((spent, error))
+    return out
 

@@ -1,0 +1,49 @@
+"""benchmarks/compare_multifidelity.py: the report, its cache, and the test-split reading."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from bench_scripts import load_benchmark_script
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def script() -> ModuleType:
+    return load_benchmark_script("compare_multifidelity")
+
+
+def test_a_pytorch_problem_gets_the_test_error_table_and_the_cache_reads_back(
+    script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "--problems", "digits-mlp", "--max-steps", "3", "--full-trials", "4", "--seeds", "1", "--workers", "1",
+        "--methods", "selftune-asha-tpe,selftune-full-tpe",
+        "--results", str(tmp_path / "results"), "--report", str(tmp_path / "report.md"),
+    ]  # fmt: skip
+    assert script.main(args) == 0
+    first = (tmp_path / "report.md").read_text()
+    assert "digits-mlp: 2 runs to do" in capsys.readouterr().out
+    assert "The recommended network's test error" in first
+    rows = re.findall(r"^\| (selftune-[a-z-]+) \| (0\.\d{4}|inf) \| (0\.\d{4}) \| ", first.split("test error")[-1], re.M)
+    assert {m for m, _, _ in rows} == {"selftune-asha-tpe", "selftune-full-tpe"}
+    assert len(list((tmp_path / "results" / "digits-mlp").glob("*.json"))) == 2
+    assert script.main(args) == 0  # every run cached: nothing is trained again, the same report
+    assert "digits-mlp: 0 runs to do" in capsys.readouterr().out
+    assert (tmp_path / "report.md").read_text() == first
+
+
+def test_no_test_table_without_a_test_split(script: ModuleType, tmp_path: Path) -> None:
+    args = [
+        "--problems", "synthetic-curves", "--max-steps", "9", "--full-trials", "5", "--seeds", "1", "--workers", "1",
+        "--methods", "selftune-asha-tpe,selftune-full-tpe",
+        "--results", str(tmp_path / "results"), "--report", str(tmp_path / "report.md"),
+    ]  # fmt: skip
+    assert script.main(args) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "| selftune-asha-tpe |" in text and "test error" not in text
