@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from types import ModuleType
@@ -29,9 +30,11 @@ def test_a_pytorch_problem_gets_the_test_error_table_and_the_cache_reads_back(
     assert script.main(args) == 0
     first = (tmp_path / "report.md").read_text()
     assert "digits-mlp: 2 runs to do" in capsys.readouterr().out
-    assert "The recommended network's test error" in first
-    rows = re.findall(r"^\| (selftune-[a-z-]+) \| (0\.\d{4}|inf) \| (0\.\d{4}) \| ", first.split("test error")[-1], re.M)
-    assert {m for m, _, _ in rows} == {"selftune-asha-tpe", "selftune-full-tpe"}
+    tables = first.split("The recommended network's test error")
+    assert len(tables) == 2 and "steps to reach selftune-full-tpe's final test error" in tables[1]
+    rows = re.findall(r"^\| (selftune-[a-z-]+) \| (0\.\d{4}|inf) \| (0\.\d{4}) \| .* of 1 \| (.*) \|$", tables[1], re.M)
+    assert {m for m, _, _, _ in rows} == {"selftune-asha-tpe", "selftune-full-tpe"}
+    assert all(interval == "n/a" for *_, interval in rows)  # one seed: no interval
     assert len(list((tmp_path / "results" / "digits-mlp").glob("*.json"))) == 2
     assert script.main(args) == 0  # every run cached: nothing is trained again, the same report
     assert "digits-mlp: 0 runs to do" in capsys.readouterr().out
@@ -47,3 +50,8 @@ def test_no_test_table_without_a_test_split(script: ModuleType, tmp_path: Path) 
     assert script.main(args) == 0
     text = (tmp_path / "report.md").read_text()
     assert "| selftune-asha-tpe |" in text and "test error" not in text
+
+
+def test_the_paired_interval(script: ModuleType) -> None:
+    assert script._interval([0.01, 0.03]) == "+0.0200 (-0.1071, +0.1471)"  # t(0.975, 1) = 12.706
+    assert script._interval([0.01]) == "n/a" and script._interval([0.01, math.inf]) == "n/a"
