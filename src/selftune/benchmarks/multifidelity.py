@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from selftune.schedulers import Scheduler
     from selftune.trial import TrialRecord
 
-__all__ = ["MF_METHODS", "MFRun", "run_mf", "run_study", "test_trace"]
+__all__ = ["MF_METHODS", "MFRun", "run_mf", "run_study", "incumbent_test_errors"]
 
 
 @dataclass
@@ -454,11 +454,11 @@ def run_mf(method: str, problem: CurveProblem, seed: int, budget: int) -> MFRun:
     result = MF_METHODS[method](problem, seed, budget)
     result.method = method
     result.seconds = time.perf_counter() - start
-    result.test_trace = test_trace(problem, result.incumbents)
+    result.test_trace = incumbent_test_errors(problem, result.incumbents)
     return result
 
 
-def test_trace(
+def incumbent_test_errors(
     problem: CurveProblem, incumbents: list[tuple[int, dict[str, Any], int | None]]
 ) -> list[tuple[int, float]]:
     """The test error of each recommended configuration, trained again on its trial's seed (the network the
