@@ -19,14 +19,19 @@ def script() -> ModuleType:
     return load_benchmark_script("compare_multifidelity")
 
 
+def _args(tmp_path: Path, problem: str, *, max_steps: int, full_trials: int) -> list[str]:
+    """One seed of ASHA + TPE and the full TPE search on ``problem``, results and report under ``tmp_path``."""
+    return [
+        "--problems", problem, "--max-steps", str(max_steps), "--full-trials", str(full_trials), "--seeds", "1",
+        "--workers", "1", "--methods", "selftune-asha-tpe,selftune-full-tpe",
+        "--results", str(tmp_path / "results"), "--report", str(tmp_path / "report.md"),
+    ]  # fmt: skip
+
+
 def test_a_pytorch_problem_gets_the_test_error_table_and_the_cache_reads_back(
     script: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    args = [
-        "--problems", "digits-mlp", "--max-steps", "3", "--full-trials", "4", "--seeds", "1", "--workers", "1",
-        "--methods", "selftune-asha-tpe,selftune-full-tpe",
-        "--results", str(tmp_path / "results"), "--report", str(tmp_path / "report.md"),
-    ]  # fmt: skip
+    args = _args(tmp_path, "digits-mlp", max_steps=3, full_trials=4)
     assert script.main(args) == 0
     first = (tmp_path / "report.md").read_text()
     assert "digits-mlp: 2 runs to do" in capsys.readouterr().out
@@ -42,11 +47,7 @@ def test_a_pytorch_problem_gets_the_test_error_table_and_the_cache_reads_back(
 
 
 def test_no_test_table_without_a_test_split(script: ModuleType, tmp_path: Path) -> None:
-    args = [
-        "--problems", "synthetic-curves", "--max-steps", "9", "--full-trials", "5", "--seeds", "1", "--workers", "1",
-        "--methods", "selftune-asha-tpe,selftune-full-tpe",
-        "--results", str(tmp_path / "results"), "--report", str(tmp_path / "report.md"),
-    ]  # fmt: skip
+    args = _args(tmp_path, "synthetic-curves", max_steps=9, full_trials=5)
     assert script.main(args) == 0
     text = (tmp_path / "report.md").read_text()
     assert "| selftune-asha-tpe |" in text and "test error" not in text
