@@ -43,7 +43,9 @@ def test_ray_tasks_run_the_study_and_a_dead_task_is_replaced(tmp_path: Path) -> 
     start = time.monotonic()
     study.optimize(obj.crash_in_trial_3, trials=10, executor=executor, retries=1, progress=False,
                    callbacks=[lambda s, r: seen.append(r.number)])
-    assert time.monotonic() - start < 120
+    # a guard against a hang, not a speed test: 123 s was seen on a 2-core machine
+    # running a benchmark beside the test suite
+    assert time.monotonic() - start < 300
     assert not ray.is_initialized()  # the executor shut down the Ray it started
     trials = study.trials
     dead = trials[3]
