@@ -154,13 +154,16 @@ HEADER = (
 
 
 def _merge(old: str, sections: list[str]) -> str:
-    """The report with ``sections`` replacing those of the same problem in ``old`` (others kept)."""
+    """The report with ``sections`` replacing those of the same problem in ``old`` (others kept, and the
+    text before the first section too: an edited header survives a rerun)."""
+    chunks = ("\n" + old).split("\n## ")
+    head = chunks[0].strip() + "\n\n" if chunks[0].strip() else HEADER
     kept: dict[str, str] = {}
-    for chunk in old.split("\n## ")[1:]:
+    for chunk in chunks[1:]:
         kept[chunk.split(":", 1)[0]] = "## " + chunk.rstrip() + "\n"
     for sec in sections:
         kept[sec.split(":", 1)[0].removeprefix("## ")] = sec.rstrip() + "\n"
-    return HEADER + "\n".join(kept[k] for k in sorted(kept))
+    return head + "\n".join(kept[k] for k in sorted(kept))
 
 
 def _reach(rs: list[MFRun], target: dict[int, float], budget: int, test: bool = False) -> tuple[str, str]:

@@ -56,3 +56,18 @@ def test_no_test_table_without_a_test_split(script: ModuleType, tmp_path: Path) 
 def test_the_paired_interval(script: ModuleType) -> None:
     assert script._interval([0.01, 0.03]) == "+0.0200 (-0.1071, +0.1471)"  # t(0.975, 1) = 12.706
     assert script._interval([0.01]) == "n/a" and script._interval([0.01, math.inf]) == "n/a"
+
+
+def test_a_rerun_replaces_its_problem_section_and_keeps_the_rest(script: ModuleType) -> None:
+    old = (
+        "# Early stopping\n\nHand-written notes on how the runs were made.\n\n"
+        "## digits-mlp: 5 seeds, old numbers\n\n| a | 1 |\n\n"
+        "## digits-mlp (second run): 10 seeds\n\n| b | 2 |\n\n"
+        "## synthetic-curves: 20 seeds\n\n| c | 3 |\n"
+    )
+    text = script._merge(old, ["## digits-mlp: 20 seeds, new numbers\n\n| a | 9 |\n"])
+    assert text.startswith("# Early stopping\n\nHand-written notes on how the runs were made.\n\n## ")
+    assert "old numbers" not in text and "| a | 9 |" in text
+    assert "| b | 2 |" in text and "| c | 3 |" in text  # other runs and problems are kept
+    for fresh in ("", "## x: 1 seed, old\n"):  # a new report, or one without a header, gets the header
+        assert script._merge(fresh, ["## x: 1 seed\n"]) == script.HEADER + "## x: 1 seed\n"
