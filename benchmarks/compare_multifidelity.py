@@ -154,8 +154,8 @@ HEADER = (
 
 
 def _merge(old: str, sections: list[str]) -> str:
-    """The report with ``sections`` replacing those of the same problem in ``old`` (others kept, and the
-    text before the first section too: an edited header survives a rerun)."""
+    """The report with ``sections`` replacing those of the same problem in ``old`` in place (new ones appended;
+    the others, and the text before the first section, kept: an edited report survives a rerun)."""
     chunks = ("\n" + old).split("\n## ")
     head = chunks[0].strip() + "\n\n" if chunks[0].strip() else HEADER
     kept: dict[str, str] = {}
@@ -163,7 +163,7 @@ def _merge(old: str, sections: list[str]) -> str:
         kept[chunk.split(":", 1)[0]] = "## " + chunk.rstrip() + "\n"
     for sec in sections:
         kept[sec.split(":", 1)[0].removeprefix("## ")] = sec.rstrip() + "\n"
-    return head + "\n".join(kept[k] for k in sorted(kept))
+    return head + "\n".join(kept.values())
 
 
 def _reach(rs: list[MFRun], target: dict[int, float], budget: int, test: bool = False) -> tuple[str, str]:

@@ -68,6 +68,8 @@ def test_a_rerun_replaces_its_problem_section_and_keeps_the_rest(script: ModuleT
     text = script._merge(old, ["## digits-mlp: 20 seeds, new numbers\n\n| a | 9 |\n"])
     assert text.startswith("# Early stopping\n\nHand-written notes on how the runs were made.\n\n## ")
     assert "old numbers" not in text and "| a | 9 |" in text
-    assert "| b | 2 |" in text and "| c | 3 |" in text  # other runs and problems are kept
+    assert "| b | 2 |" in text and "| c | 3 |" in text  # other runs and problems are kept, in their order
+    assert text.index("| a | 9 |") < text.index("| b | 2 |") < text.index("| c | 3 |")
+    assert script._merge(text, ["## cnn: 1 seed\n"]).endswith("| c | 3 |\n\n## cnn: 1 seed\n")  # a new one last
     for fresh in ("", "## x: 1 seed, old\n"):  # a new report, or one without a header, gets the header
         assert script._merge(fresh, ["## x: 1 seed\n"]) == script.HEADER + "## x: 1 seed\n"
