@@ -7,7 +7,7 @@ the budget. This script re-measures each recommendation's validation error with 
 (the same seeds for every configuration, so the comparison is paired): the mean is the configuration's
 validation error, which no selection has touched. It reads the runs ``compare_multifidelity.py`` cached (run
 that first with the same ``--problems``, ``--seeds``, ``--full-trials`` and ``--results``) and caches what it
-retrains under ``<results>/<problem>/revalidated/``.
+retrains under ``<results>/<problem>/revalidated/`` (stale when the curve problems' code changes).
 
     python benchmarks/compare_multifidelity.py --problems digits-mlp --seeds 40 --full-trials 30 \\
         --methods selftune-asha-tpe,selftune-full-tpe,selftune-full-auto
@@ -29,6 +29,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import argparse  # noqa: E402
+import functools  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
@@ -56,8 +57,17 @@ def recommendation(run: MFRun, steps: float) -> dict[str, Any] | None:
     return out
 
 
+@functools.cache
+def _problem_code() -> str:
+    """A hash of the curve problems' code: a retrained value is stale when it changes."""
+    h = hashlib.sha256()
+    for f in sorted((cmf.ROOT / "src" / "selftune" / "benchmarks").glob("curves*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def _key(problem: str, max_steps: int, params: dict[str, Any], fresh: int) -> str:
-    text = json.dumps([problem, max_steps, sorted(params.items()), fresh], default=str)
+    text = json.dumps([problem, max_steps, sorted(params.items()), fresh, _problem_code()], default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -116,7 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         with ProcessPoolExecutor(args.workers) as ex:
             jobs = [(problem.name, problem.max_steps, wanted[k], args.fresh) for k in todo]
             for k, values in zip(todo, ex.map(_retrain, jobs), strict=True):
-                (cache_dir / f"{k}.json").write_text(json.dumps({"params": wanted[k], "values": values}))
+                tmp = cache_dir / f"{k}.tmp"
+                tmp.write_text(json.dumps({"params": wanted[k], "values": values}))
+                tmp.replace(cache_dir / f"{k}.json")
         means = {k: statistics.fmean(json.loads((cache_dir / f"{k}.json").read_text())["values"]) for k in wanted}
         remeasure = {json.dumps(sorted(p.items()), default=str): means[k] for k, p in wanted.items()}
         print(section(problem.name, budget, runs, remeasure, args.fresh))
