@@ -75,6 +75,11 @@ def _job(args: tuple[str, str, int, int, int | None, str]) -> dict[str, Any]:
     return result
 
 
+def result_path(results: Path, problem: str, method: str, seed: int, budget: int, max_steps: int) -> Path:
+    """Where one run's result is cached under ``results``."""
+    return results / problem / f"{method}__s{seed}__b{budget}__t{max_steps}.json"
+
+
 def _from_json(data: dict[str, Any]) -> MFRun:
     for key in ("trace", "test_trace"):
         data[key] = [tuple(x) for x in data.get(key, [])]
@@ -117,9 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         for m in methods:
             fp = _fingerprint(m)
             for seed in range(args.seeds):
-                path = (
-                    Path(args.results) / problem.name / f"{m}__s{seed}__b{budget}__t{problem.max_steps}.json"
-                )
+                path = result_path(Path(args.results), problem.name, m, seed, budget, problem.max_steps)
                 if path.exists() and not args.force:
                     data = json.loads(path.read_text())
                     if data.get("fingerprint") == fp:

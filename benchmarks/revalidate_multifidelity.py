@@ -66,8 +66,13 @@ def _problem_code() -> str:
     return h.hexdigest()
 
 
+def _config(params: dict[str, Any]) -> str:
+    """A configuration as a string (its items sorted)."""
+    return json.dumps(sorted(params.items()), default=str)
+
+
 def _key(problem: str, max_steps: int, params: dict[str, Any], fresh: int) -> str:
-    text = json.dumps([problem, max_steps, sorted(params.items()), fresh, _problem_code()], default=str)
+    text = json.dumps([problem, max_steps, _config(params), fresh, _problem_code()])
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
@@ -81,7 +86,7 @@ def load_runs(results: Path, problem: str, method: str, seeds: int, budget: int,
     """The cached runs of ``method`` on ``problem`` for seeds ``0 .. seeds - 1`` (an error names a missing one)."""
     out = []
     for seed in range(seeds):
-        path = results / problem / f"{method}__s{seed}__b{budget}__t{max_steps}.json"
+        path = cmf.result_path(results, problem, method, seed, budget, max_steps)
         if not path.exists():
             raise SystemExit(
                 f"no cached run {path}: run benchmarks/compare_multifidelity.py with the same --problems, --seeds,"
@@ -130,18 +135,18 @@ def main(argv: list[str] | None = None) -> int:
                 tmp.write_text(json.dumps({"params": wanted[k], "values": values}))
                 tmp.replace(cache_dir / f"{k}.json")
         means = {k: statistics.fmean(json.loads((cache_dir / f"{k}.json").read_text())["values"]) for k in wanted}
-        remeasure = {json.dumps(sorted(p.items()), default=str): means[k] for k, p in wanted.items()}
+        remeasure = {_config(p): means[k] for k, p in wanted.items()}
         print(section(problem.name, budget, runs, remeasure, args.fresh))
     return 0
 
 
 def section(problem: str, budget: int, runs: dict[str, list[MFRun]], remeasure: dict[str, float], fresh: int) -> str:
-    """The report for one problem; ``remeasure`` maps each recommended configuration (its sorted items as JSON) to
+    """The report for one problem; ``remeasure`` maps each recommended configuration (:func:`_config`) to
     its mean validation error over the fresh training seeds."""
 
     def again(r: MFRun, steps: float) -> float:
         params = recommendation(r, steps)
-        return float("inf") if params is None else remeasure[json.dumps(sorted(params.items()), default=str)]
+        return float("inf") if params is None else remeasure[_config(params)]
 
     seeds = len(next(iter(runs.values())))
     lines = [
