@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     for problem_name in args.problems.split(","):
         problem = get_curve_problem(problem_name, args.max_steps)
         budget = args.full_trials * problem.max_steps
-        jobs, runs = [], {m: [] for m in methods}
+        jobs: list[tuple[str, str, int, int, int | None, str]] = []
+        runs: dict[str, list[MFRun]] = {m: [] for m in methods}
         for m in methods:
             fp = _fingerprint(m)
             for seed in range(args.seeds):
